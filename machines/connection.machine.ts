@@ -1,0 +1,224 @@
+import { assign, fromCallback, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import { ConverseError } from '../src/errors.js';
+
+/**
+ * The life of one connection, on either side: handshake → active → closing → closed.
+ *
+ * The machine owns the lifecycle and the protocol phases; it does not see individual messages.
+ * Framing, correlation and dispatch are plain code in the connection's transport (see
+ * `src/connection-core.ts`), which reports lifecycle facts to this machine as `TRANSPORT.*`
+ * events and takes commands from it. The transport is an actor the machine is *given*: it is
+ * invoked as `transport` from the `transport` input, so the machine can be run, tested and
+ * visualised with a stand-in (`machine.provide({ actors: { transport } })`).
+ *
+ * The pending-reply table is in `context.pending`. It is a reference to a plain table the
+ * transport fills on every ask; the machine never copies it, and rejects everything left in it
+ * when the connection reaches `closed`.
+ */
+
+/** What a connection's transport must offer the machine (implemented by `ConnectionCore`). */
+export interface ConnectionTransport {
+  /**
+   * Start the I/O (and the handshake) and report lifecycle facts through `send`; `actor` is the
+   * connection actor itself. Returns a detach function.
+   */
+  attach(send: (event: TransportEvent) => void, actor: AnyActorRef): () => void;
+  /** Carry out a command from the machine. */
+  command(command: TransportCommand): void;
+  /** The actor stopped (it reached `closed`, or was stopped): destroy the socket and release everything still held. */
+  release(): void;
+}
+
+/** The pending-reply table, as far as the machine needs it. */
+export interface PendingTable {
+  readonly size: number;
+  rejectAll(error: ConverseError): void;
+}
+
+export interface HandshakeResult {
+  /** Per-frame CRC-32 agreed for this connection. */
+  checksum: boolean;
+  /** The largest message body the peer accepts. */
+  peerMaxMessageSize: number;
+  /** The peer's protocol version. */
+  peerVersion: number;
+}
+
+export type TransportEvent =
+  | ({ type: 'TRANSPORT.HANDSHAKE_SUCCEEDED' } & HandshakeResult)
+  | { type: 'TRANSPORT.HANDSHAKE_FAILED'; error: ConverseError }
+  | { type: 'TRANSPORT.PEER_GOODBYE' }
+  | { type: 'TRANSPORT.DRAINED' }
+  | { type: 'TRANSPORT.FAILED'; error: ConverseError }
+  | { type: 'TRANSPORT.CLOSED'; error?: ConverseError };
+
+export type TransportCommand =
+  | { type: 'SEND_GOODBYE' }
+  | { type: 'WATCH_DRAIN' }
+  | { type: 'END' };
+
+export type ConnectionEvent =
+  | TransportEvent
+  | { type: 'CLOSE'; timeout?: number }
+  | { type: 'DESTROY'; error?: ConverseError };
+
+export interface ConnectionInput {
+  id: string;
+  role: 'client' | 'server';
+  transport: ConnectionTransport;
+  pending: PendingTable;
+  handshakeTimeout: number;
+  closeTimeout: number;
+}
+
+export interface ConnectionContext {
+  id: string;
+  role: 'client' | 'server';
+  transport: ConnectionTransport;
+  /** The pending-reply table (a live reference, never copied). */
+  pending: PendingTable;
+  handshakeTimeout: number;
+  closeTimeout: number;
+  /** What the handshake agreed, once it has. */
+  handshake: HandshakeResult | undefined;
+  /** Why the connection closed, when it did not close cleanly. */
+  error: ConverseError | undefined;
+  /** Whether the peer has said GOODBYE. */
+  peerSaidGoodbye: boolean;
+}
+
+/** The default transport actor: bridges a `ConnectionTransport` to the machine. */
+export const transportActor = fromCallback<TransportCommand, { transport: ConnectionTransport; connection: AnyActorRef }, TransportEvent>(
+  ({ input, sendBack, receive }) => {
+    receive((command) => input.transport.command(command));
+    const detach = input.transport.attach((event) => sendBack(event), input.connection);
+    return () => {
+      detach();
+      input.transport.release();
+    };
+  },
+);
+
+export const connectionMachine = setup({
+  types: {
+    context: {} as ConnectionContext,
+    events: {} as ConnectionEvent,
+    input: {} as ConnectionInput,
+  },
+  actors: {
+    transport: transportActor,
+  },
+  delays: {
+    handshakeTimeout: ({ context }) => context.handshakeTimeout,
+    closeTimeout: ({ context }) => context.closeTimeout,
+  },
+  guards: {
+    /** Closing finished on both sides: nothing of ours is pending and the peer said goodbye. */
+    peerSaidGoodbye: ({ context }) => context.peerSaidGoodbye,
+  },
+  actions: {
+    recordHandshake: assign({
+      handshake: ({ event }) => {
+        if (event.type !== 'TRANSPORT.HANDSHAKE_SUCCEEDED') return undefined;
+        return { checksum: event.checksum, peerMaxMessageSize: event.peerMaxMessageSize, peerVersion: event.peerVersion };
+      },
+    }),
+    recordError: assign({
+      error: ({ context, event }) => context.error ?? ('error' in event ? event.error : undefined),
+    }),
+    recordHandshakeTimeout: assign({
+      error: ({ context }) =>
+        context.error ??
+        makeError(
+          'HANDSHAKE_FAILED',
+          `The peer did not complete the handshake within ${context.handshakeTimeout} ms (handshakeTimeout). It may not speak this protocol, or it may be overloaded.`,
+        ),
+    }),
+    recordCloseTimeout: assign({
+      error: ({ context }) =>
+        context.error ??
+        makeError('CONNECTION_CLOSED', `The connection did not finish closing within ${context.closeTimeout} ms and was cut off; work still in flight was abandoned.`),
+    }),
+    recordPeerGoodbye: assign({ peerSaidGoodbye: true }),
+    setCloseTimeout: assign({
+      closeTimeout: ({ context, event }) => (event.type === 'CLOSE' && event.timeout !== undefined ? event.timeout : context.closeTimeout),
+    }),
+    sendGoodbye: sendTo('transport', { type: 'SEND_GOODBYE' }),
+    watchDrain: sendTo('transport', { type: 'WATCH_DRAIN' }),
+    endTransport: sendTo('transport', { type: 'END' }),
+    /** Every ask still waiting for a reply fails now, with the reason the connection closed. */
+    rejectAllPending: ({ context }) => {
+      context.pending.rejectAll(
+        context.error ?? makeError('CONNECTION_CLOSED', 'The connection closed before a reply arrived. Retry on a new connection if the request is safe to repeat.'),
+      );
+    },
+  },
+}).createMachine({
+  id: 'connection',
+  context: ({ input }) => ({
+    id: input.id,
+    role: input.role,
+    transport: input.transport,
+    pending: input.pending,
+    handshakeTimeout: input.handshakeTimeout,
+    closeTimeout: input.closeTimeout,
+    handshake: undefined,
+    error: undefined,
+    peerSaidGoodbye: false,
+  }),
+  invoke: {
+    id: 'transport',
+    src: 'transport',
+    input: ({ context, self }) => ({ transport: context.transport, connection: self }),
+  },
+  initial: 'handshake',
+  states: {
+    handshake: {
+      after: {
+        handshakeTimeout: { target: 'closed', actions: 'recordHandshakeTimeout' },
+      },
+      on: {
+        'TRANSPORT.HANDSHAKE_SUCCEEDED': { target: 'active', actions: 'recordHandshake' },
+        'TRANSPORT.HANDSHAKE_FAILED': { target: 'closed', actions: 'recordError' },
+        'TRANSPORT.FAILED': { target: 'closed', actions: 'recordError' },
+        'TRANSPORT.CLOSED': { target: 'closed', actions: 'recordError' },
+        CLOSE: { target: 'closed' },
+        DESTROY: { target: 'closed', actions: 'recordError' },
+      },
+    },
+    active: {
+      on: {
+        CLOSE: { target: 'closing', actions: 'setCloseTimeout' },
+        'TRANSPORT.PEER_GOODBYE': { target: 'closing', actions: 'recordPeerGoodbye' },
+        'TRANSPORT.FAILED': { target: 'closed', actions: 'recordError' },
+        'TRANSPORT.CLOSED': { target: 'closed', actions: 'recordError' },
+        DESTROY: { target: 'closed', actions: 'recordError' },
+      },
+    },
+    closing: {
+      entry: ['sendGoodbye', 'watchDrain'],
+      after: {
+        closeTimeout: { target: 'closed', actions: 'recordCloseTimeout' },
+      },
+      on: {
+        'TRANSPORT.PEER_GOODBYE': { actions: ['recordPeerGoodbye', 'watchDrain'] },
+        'TRANSPORT.DRAINED': { guard: 'peerSaidGoodbye', actions: 'endTransport' },
+        'TRANSPORT.FAILED': { target: 'closed', actions: 'recordError' },
+        'TRANSPORT.CLOSED': { target: 'closed', actions: 'recordError' },
+        DESTROY: { target: 'closed', actions: 'recordError' },
+      },
+    },
+    closed: {
+      type: 'final',
+      entry: 'rejectAllPending',
+    },
+  },
+});
+
+export type ConnectionMachine = typeof connectionMachine;
+export type ConnectionActorRef = ActorRefFrom<ConnectionMachine>;
+export type ConnectionState = 'handshake' | 'active' | 'closing' | 'closed';
+
+function makeError(code: 'HANDSHAKE_FAILED' | 'CONNECTION_CLOSED', message: string): ConverseError {
+  return new ConverseError(code, message);
+}

@@ -1,0 +1,30 @@
+/**
+ * The XState machines behind every connection and server, for inspection, visualisation
+ * (paste either into the Stately editor) and for testing them with stand-in transports.
+ */
+export {
+  connectionMachine,
+  transportActor,
+  type ConnectionMachine,
+  type ConnectionActorRef,
+  type ConnectionContext,
+  type ConnectionEvent,
+  type ConnectionInput,
+  type ConnectionState,
+  type ConnectionTransport,
+  type HandshakeResult,
+  type PendingTable,
+  type TransportCommand,
+  type TransportEvent,
+} from './connection.machine.js';
+export {
+  supervisorMachine,
+  connectionGroupMachine,
+  type AcceptedSocketEvent,
+  type SupervisorActorRef,
+  type SupervisorContext,
+  type SupervisorEvent,
+  type SupervisorInput,
+  type SupervisorMachine,
+  type SupervisorPort,
+} from './supervisor.machine.js';

@@ -1,0 +1,232 @@
+import { assign, enqueueActions, sendParent, setup, stopChild, type ActorRefFrom } from 'xstate';
+import { connectionMachine, type ConnectionInput } from './connection.machine.js';
+
+/**
+ * The server's supervisor: the root of its supervision tree.
+ *
+ * listening → draining → closed. It spawns one `connection` child per accepted socket, reaps
+ * the child when its machine reaches `closed`, refuses sockets past `maxConnections` with
+ * SERVER_FULL, and drives graceful shutdown (stop accepting, ask every connection to close,
+ * cut off stragglers after the close timeout).
+ *
+ * Spawning into one XState parent copies its `children` object, so a spawn costs time in
+ * proportion to the children already there (../shared/notes/xstate.md §2.4). The first
+ * `groupSize` (100) connections are direct children; past that, connections go to
+ * intermediate `connectionGroup` supervisors of up to `groupSize` children each, which keeps
+ * every spawn and stop O(groupSize) however many clients connect.
+ *
+ * Accepted sockets arrive as `SOCKET.ACCEPTED` events from the server's listening socket; side
+ * effects reach the outside world through `context.port`, the server's plain-code registry. The
+ * supervisor has no other children, so `children` holds exactly the connections (and groups).
+ */
+
+/** What the supervisor needs from the server around it. */
+export interface SupervisorPort {
+  /** Answer a socket with a REJECT (SERVER_FULL while full, CONNECTION_CLOSED while draining) and close it. */
+  refuse(accepted: AcceptedSocketEvent, code: 'SERVER_FULL' | 'CONNECTION_CLOSED'): void;
+  stopAccepting(): void;
+  /** Ask every live connection to close gracefully (each gets `timeout` ms). */
+  closeAllConnections(timeout: number): void;
+  /** Cut off every connection still open. */
+  destroyAllConnections(): void;
+}
+
+/** The server reports each accepted socket with the input for its connection machine. */
+export interface AcceptedSocketEvent {
+  type: 'SOCKET.ACCEPTED';
+  connectionId: string;
+  input: ConnectionInput;
+}
+
+
+export interface SupervisorInput {
+  port: SupervisorPort;
+  maxConnections: number;
+  closeTimeout: number;
+  groupSize?: number;
+}
+
+export interface SupervisorContext {
+  port: SupervisorPort;
+  maxConnections: number;
+  closeTimeout: number;
+  groupSize: number;
+  /** Live connections (any state short of closed), direct and grouped. */
+  live: number;
+  /** Connections that are direct children. */
+  direct: number;
+  /** Live connections per intermediate group, by group id. */
+  groups: Record<string, number>;
+  nextGroup: number;
+  /** Totals since start, for dashboards. */
+  accepted: number;
+  refused: number;
+}
+
+export type SupervisorEvent =
+  | AcceptedSocketEvent
+  | { type: 'CLOSE'; timeout?: number }
+  | { type: 'GROUP.CONNECTION_ENDED'; groupId: string }
+  | { type: `xstate.done.actor.${string}`; actorId?: string }
+  | { type: `xstate.error.actor.${string}`; actorId?: string };
+
+/** An intermediate supervisor holding up to `groupSize` connections. */
+export const connectionGroupMachine = setup({
+  types: {
+    context: {} as { live: number },
+    events: {} as
+      | { type: 'CONNECTION.ADD'; connectionId: string; input: ConnectionInput }
+      | { type: `xstate.done.actor.${string}`; actorId?: string }
+      | { type: `xstate.error.actor.${string}`; actorId?: string },
+  },
+  actors: { connection: connectionMachine },
+  actions: {
+    spawnConnection: enqueueActions(({ enqueue, event }) => {
+      if (event.type !== 'CONNECTION.ADD') return;
+      enqueue.spawnChild('connection', { id: event.connectionId, input: event.input });
+      enqueue.assign({ live: ({ context }) => context.live + 1 });
+    }),
+    reapConnection: enqueueActions(({ enqueue, event, self }) => {
+      const id = childIdOf(event);
+      if (id === undefined) return;
+      enqueue(stopChild(id));
+      enqueue.assign({ live: ({ context }) => context.live - 1 });
+      enqueue(sendParent({ type: 'GROUP.CONNECTION_ENDED', groupId: self.id }));
+    }),
+  },
+}).createMachine({
+  id: 'connectionGroup',
+  context: { live: 0 },
+  on: {
+    'CONNECTION.ADD': { actions: 'spawnConnection' },
+    'xstate.done.actor.*': { actions: 'reapConnection' },
+    'xstate.error.actor.*': { actions: 'reapConnection' },
+  },
+});
+
+export const supervisorMachine = setup({
+  types: {
+    context: {} as SupervisorContext,
+    events: {} as SupervisorEvent,
+    input: {} as SupervisorInput,
+  },
+  actors: {
+    connection: connectionMachine,
+    connectionGroup: connectionGroupMachine,
+  },
+  delays: {
+    closeTimeout: ({ context }) => context.closeTimeout,
+  },
+  guards: {
+    atCapacity: ({ context }) => context.live >= context.maxConnections,
+    allConnectionsEnded: ({ context }) => context.live === 0,
+  },
+  actions: {
+    /** One child per socket: a direct child while there is room, else in a group with room. */
+    spawnConnection: enqueueActions(({ context, enqueue, event }) => {
+      if (event.type !== 'SOCKET.ACCEPTED') return;
+      if (context.direct < context.groupSize) {
+        enqueue.spawnChild('connection', { id: event.connectionId, input: event.input });
+        enqueue.assign({ direct: context.direct + 1, live: context.live + 1, accepted: context.accepted + 1 });
+        return;
+      }
+      let groupId = Object.keys(context.groups).find((id) => context.groups[id]! < context.groupSize);
+      const groups = { ...context.groups };
+      let nextGroup = context.nextGroup;
+      if (groupId === undefined) {
+        groupId = `group-${nextGroup++}`;
+        enqueue.spawnChild('connectionGroup', { id: groupId });
+        groups[groupId] = 0;
+      }
+      groups[groupId] = groups[groupId]! + 1;
+      enqueue.sendTo(groupId, { type: 'CONNECTION.ADD', connectionId: event.connectionId, input: event.input });
+      enqueue.assign({ groups, nextGroup, live: context.live + 1, accepted: context.accepted + 1 });
+    }),
+    refuseServerFull: ({ context, event }) => {
+      if (event.type === 'SOCKET.ACCEPTED') context.port.refuse(event, 'SERVER_FULL');
+    },
+    refuseDraining: ({ context, event }) => {
+      if (event.type === 'SOCKET.ACCEPTED') context.port.refuse(event, 'CONNECTION_CLOSED');
+    },
+    countRefused: assign({ refused: ({ context }) => context.refused + 1 }),
+    /** A direct connection child finished: stop it (it leaves `children`) and count it out. */
+    reapConnection: enqueueActions(({ context, enqueue, event }) => {
+      const id = childIdOf(event);
+      if (id === undefined || id.startsWith('group-')) return;
+      enqueue(stopChild(id));
+      enqueue.assign({ direct: context.direct - 1, live: context.live - 1 });
+    }),
+    /** A grouped connection finished; an emptied group is stopped. */
+    countGroupedEnd: enqueueActions(({ context, enqueue, event }) => {
+      if (event.type !== 'GROUP.CONNECTION_ENDED') return;
+      const groups = { ...context.groups };
+      const left = (groups[event.groupId] ?? 1) - 1;
+      if (left <= 0) {
+        delete groups[event.groupId];
+        enqueue(stopChild(event.groupId));
+      } else {
+        groups[event.groupId] = left;
+      }
+      enqueue.assign({ groups, live: context.live - 1 });
+    }),
+    setCloseTimeout: assign({
+      closeTimeout: ({ context, event }) => (event.type === 'CLOSE' && event.timeout !== undefined ? event.timeout : context.closeTimeout),
+    }),
+    stopAccepting: ({ context }) => context.port.stopAccepting(),
+    closeAllConnections: ({ context }) => context.port.closeAllConnections(context.closeTimeout),
+    destroyAllConnections: ({ context }) => context.port.destroyAllConnections(),
+  },
+}).createMachine({
+  id: 'supervisor',
+  context: ({ input }) => ({
+    port: input.port,
+    maxConnections: input.maxConnections,
+    closeTimeout: input.closeTimeout,
+    groupSize: input.groupSize ?? 100,
+    live: 0,
+    direct: 0,
+    groups: {},
+    nextGroup: 0,
+    accepted: 0,
+    refused: 0,
+  }),
+  on: {
+    'xstate.done.actor.*': { actions: 'reapConnection' },
+    'xstate.error.actor.*': { actions: 'reapConnection' },
+    'GROUP.CONNECTION_ENDED': { actions: 'countGroupedEnd' },
+  },
+  initial: 'listening',
+  states: {
+    listening: {
+      on: {
+        'SOCKET.ACCEPTED': [
+          { guard: 'atCapacity', actions: ['refuseServerFull', 'countRefused'] },
+          { actions: 'spawnConnection' },
+        ],
+        CLOSE: { target: 'draining', actions: 'setCloseTimeout' },
+      },
+    },
+    draining: {
+      entry: ['stopAccepting', 'closeAllConnections'],
+      always: { guard: 'allConnectionsEnded', target: 'closed' },
+      after: {
+        closeTimeout: { actions: 'destroyAllConnections' },
+      },
+      on: {
+        'SOCKET.ACCEPTED': { actions: ['refuseDraining', 'countRefused'] },
+      },
+    },
+    closed: {
+      type: 'final',
+    },
+  },
+});
+
+export type SupervisorMachine = typeof supervisorMachine;
+export type SupervisorActorRef = ActorRefFrom<SupervisorMachine>;
+
+function childIdOf(event: { type: string; actorId?: string }): string | undefined {
+  if (event.actorId !== undefined) return event.actorId;
+  const match = /^xstate\.(?:done|error)\.actor\.(.+)$/.exec(event.type);
+  return match?.[1];
+}

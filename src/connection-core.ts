@@ -1,0 +1,680 @@
+import type * as net from 'node:net';
+import type { AnyActorRef } from 'xstate';
+import type { ConnectionState, ConnectionTransport, TransportCommand, TransportEvent } from '../machines/connection.machine.js';
+import { AsyncQueue } from './async-queue.js';
+import { ConverseError, ErrorCodes, connectionClosedError, type ErrorCode, type RemoteErrorInfo } from './errors.js';
+import { PendingReplies, type PendingAsk } from './pending.js';
+import type { AskOptions } from './types.js';
+import { FrameKind, HandshakeKind, PROTOCOL_VERSION } from './wire/constants.js';
+import { encodeFrame, decodeBody } from './wire/codec.js';
+import { FrameDecoder } from './wire/framing.js';
+import { HandshakeReader, encodeHandshake, encodeReject, versionMismatch } from './wire/handshake.js';
+
+/**
+ * The plain-code half of a connection: socket I/O, the handshake bytes, framing, the
+ * pending-reply table, handler dispatch and the incoming queue. It is the `transport` the
+ * connection machine is given; it reports lifecycle facts to the machine and obeys its
+ * commands, and never runs a message through the interpreter.
+ */
+
+export interface CoreOptions {
+  role: 'client' | 'server';
+  handlers: Record<string, ((event: any, ctx: any) => unknown) | undefined> | undefined;
+  maxMessageSize: number;
+  replyTimeout: number;
+  checksum: boolean;
+}
+
+/** Incoming messages queued beyond this pause reading from the socket until the reader catches up. */
+const INCOMING_HIGH_WATER = 256;
+const INCOMING_LOW_WATER = 64;
+
+export interface ConnectionStats {
+  messagesIn: number;
+  messagesOut: number;
+  bytesIn: number;
+  bytesOut: number;
+  /** Replies that arrived after their ask timed out or was aborted (dropped). */
+  lateReplies: number;
+  /** Tells of a type without a handler (dropped; there is no one to tell). */
+  unhandledTells: number;
+}
+
+/** Something in flight that the peer asked: a handler running, or a message awaiting `reply`. */
+interface InFlight {
+  abort(reason: unknown): void;
+}
+
+export class ConnectionCore implements ConnectionTransport {
+  phase: ConnectionState = 'handshake';
+  readonly pending: PendingReplies;
+  readonly stats: ConnectionStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, lateReplies: 0, unhandledTells: 0 };
+  /** The connection actor (set when the machine starts this transport). */
+  actor: AnyActorRef | undefined;
+  /** The public facade handlers receive as `ctx.connection` (set by it). */
+  facade: unknown;
+  /** Why the connection closed, when not cleanly. */
+  closeReason: ConverseError | undefined;
+  peerVersion: number | undefined;
+  readonly incoming = new AsyncQueue<IncomingMessageImpl>();
+
+  private readonly inFlight = new Map<number, InFlight>();
+  private send: ((event: TransportEvent) => void) | undefined;
+  private handshakeReader: HandshakeReader | undefined = new HandshakeReader();
+  private decoder: FrameDecoder | undefined;
+  private checksum = false;
+  private sendLimit: number;
+  private corked = false;
+  private readingPaused = false;
+  private peerSaidGoodbye = false;
+  private weSaidGoodbye = false;
+  private watchingDrain = false;
+  private socketError: Error | undefined;
+  private released = false;
+  private resolveClosed!: () => void;
+  readonly closed: Promise<void> = new Promise((resolve) => (this.resolveClosed = resolve));
+  /** Phase listeners (connect() waits for `active`, the server registers connections). */
+  onPhase: ((phase: ConnectionState) => void) | undefined;
+
+  constructor(
+    readonly socket: net.Socket,
+    readonly options: CoreOptions,
+  ) {
+    this.sendLimit = options.maxMessageSize;
+    this.pending = new PendingReplies((id) => this.writeControl(FrameKind.CANCEL, id));
+    // Listen for errors from the start: an 'error' with no listener would crash the process.
+    socket.on('error', (error) => (this.socketError ??= error));
+    this.incoming.onTake = () => {
+      if (this.readingPaused && this.incoming.size <= INCOMING_LOW_WATER) {
+        this.readingPaused = false;
+        this.socket.resume();
+      }
+    };
+  }
+
+  // ── ConnectionTransport: the machine's side ─────────────────────────────────────────────
+
+  attach(send: (event: TransportEvent) => void, actor: AnyActorRef): () => void {
+    this.send = send;
+    this.actor = actor;
+    // The cached phase the hot path checks; snapshots change only on lifecycle events.
+    actor.subscribe((snapshot: { value: unknown }) => this.setPhase(snapshot.value as ConnectionState));
+    const socket = this.socket;
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('close', () => this.onSocketClose());
+    if (this.options.role === 'client') {
+      this.writeRaw(encodeHandshake(HandshakeKind.HELLO, { checksum: this.options.checksum, maxMessageSize: this.options.maxMessageSize }));
+    }
+    socket.resume();
+    return () => {
+      this.send = undefined;
+    };
+  }
+
+  command(command: TransportCommand): void {
+    switch (command.type) {
+      case 'SEND_GOODBYE':
+        if (!this.weSaidGoodbye) {
+          this.weSaidGoodbye = true;
+          this.writeControl(FrameKind.GOODBYE);
+        }
+        return;
+      case 'WATCH_DRAIN':
+        this.watchingDrain = true;
+        this.checkDrained();
+        return;
+      case 'END':
+        this.socket.end();
+        return;
+    }
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.send = undefined;
+    this.decoder?.stop();
+    const reason = this.closeReason ?? connectionClosedError();
+    for (const item of this.inFlight.values()) item.abort(reason);
+    this.inFlight.clear();
+    this.pending.rejectAll(reason.code === 'CONNECTION_CLOSED' ? reason : connectionClosedError(reason));
+    this.incoming.end();
+    if (!this.socket.destroyed) this.socket.destroy();
+    this.setPhase('closed');
+  }
+
+  /** Called from the actor's snapshot subscription. */
+  setPhase(phase: ConnectionState): void {
+    if (this.phase === phase || this.phase === 'closed') return;
+    this.phase = phase;
+    if (phase === 'closed') {
+      this.resolveClosed();
+    }
+    this.onPhase?.(phase);
+  }
+
+  private report(event: TransportEvent): void {
+    if (this.send) this.send(event);
+    else if (event.type === 'TRANSPORT.FAILED' || event.type === 'TRANSPORT.HANDSHAKE_FAILED') this.socket.destroy();
+  }
+
+  private fail(error: ConverseError): void {
+    this.closeReason ??= error;
+    this.decoder?.stop();
+    this.report({ type: 'TRANSPORT.FAILED', error });
+  }
+
+  // ── Bytes in ────────────────────────────────────────────────────────────────────────────
+
+  private onData(chunk: Buffer): void {
+    this.stats.bytesIn += chunk.length;
+    if (this.decoder !== undefined) {
+      this.decoder.push(chunk);
+      return;
+    }
+    if (this.handshakeReader === undefined) return; // handshake failed; waiting for close
+    let result;
+    try {
+      result = this.handshakeReader.push(chunk);
+    } catch (error) {
+      this.failHandshake(error as ConverseError);
+      return;
+    }
+    if (result === undefined) return;
+    this.handshakeReader = undefined;
+    if (this.options.role === 'server') this.onHello(result.message);
+    else this.onWelcome(result.message);
+    // Bytes after the handshake in the same chunk are frames (TS narrowed `decoder` above; it may be set now).
+    const decoder = this.decoder as FrameDecoder | undefined;
+    if (decoder !== undefined && result.rest.length > 0) decoder.push(result.rest);
+  }
+
+  private onHello(hello: { version: number; kind: number; checksum: boolean; maxMessageSize: number }): void {
+    if (hello.version !== PROTOCOL_VERSION) {
+      const error = versionMismatch(hello.version, 'client');
+      this.writeRaw(encodeReject('VERSION_MISMATCH', `The server speaks protocol version ${PROTOCOL_VERSION}, the client version ${hello.version}.`, this.options.maxMessageSize));
+      this.socket.end();
+      this.failHandshake(error, false);
+      return;
+    }
+    if (hello.kind !== HandshakeKind.HELLO) {
+      this.failHandshake(new ConverseError('HANDSHAKE_FAILED', `The client's first message was handshake kind ${hello.kind}, not HELLO.`));
+      return;
+    }
+    this.checksum = this.options.checksum || hello.checksum;
+    this.sendLimit = Math.min(this.options.maxMessageSize, hello.maxMessageSize);
+    this.writeRaw(encodeHandshake(HandshakeKind.WELCOME, { checksum: this.checksum, maxMessageSize: this.options.maxMessageSize }));
+    this.startFraming(hello.version, hello.maxMessageSize);
+  }
+
+  private onWelcome(reply: { version: number; kind: number; checksum: boolean; maxMessageSize: number; extension: Record<string, unknown> }): void {
+    if (reply.kind === HandshakeKind.REJECT) {
+      const code = typeof reply.extension.code === 'string' && reply.extension.code in ErrorCodes ? (reply.extension.code as ErrorCode) : 'HANDSHAKE_FAILED';
+      const said = typeof reply.extension.message === 'string' ? reply.extension.message : 'no reason given';
+      const error =
+        code === 'VERSION_MISMATCH'
+          ? versionMismatch(reply.version, 'server')
+          : new ConverseError(code, `The server refused the connection (${code}): ${said}.${hints[code] ?? ''}`);
+      this.failHandshake(error, false);
+      return;
+    }
+    if (reply.version !== PROTOCOL_VERSION) {
+      this.failHandshake(versionMismatch(reply.version, 'server'));
+      return;
+    }
+    if (reply.kind !== HandshakeKind.WELCOME) {
+      this.failHandshake(new ConverseError('HANDSHAKE_FAILED', `The server answered with handshake kind ${reply.kind}, not WELCOME.`));
+      return;
+    }
+    this.checksum = reply.checksum;
+    this.sendLimit = Math.min(this.options.maxMessageSize, reply.maxMessageSize);
+    this.startFraming(reply.version, reply.maxMessageSize);
+  }
+
+  private startFraming(peerVersion: number, peerMaxMessageSize: number): void {
+    this.peerVersion = peerVersion;
+    this.decoder = new FrameDecoder(
+      this.options.maxMessageSize,
+      this.checksum,
+      (body) => this.onFrame(body),
+      (error) => this.fail(error),
+    );
+    this.report({ type: 'TRANSPORT.HANDSHAKE_SUCCEEDED', checksum: this.checksum, peerMaxMessageSize, peerVersion });
+  }
+
+  private failHandshake(error: ConverseError, destroy = true): void {
+    this.handshakeReader = undefined;
+    this.closeReason ??= error;
+    this.report({ type: 'TRANSPORT.HANDSHAKE_FAILED', error });
+    if (destroy) this.socket.destroy();
+  }
+
+  private onSocketClose(): void {
+    this.decoder?.stop();
+    if (this.closeReason === undefined) {
+      if (this.phase === 'handshake') {
+        this.closeReason = new ConverseError(
+          'HANDSHAKE_FAILED',
+          `The ${this.options.role === 'client' ? 'server' : 'client'} closed the connection during the handshake${this.socketError ? ` (${this.socketError.message})` : ''}.`,
+          { cause: this.socketError },
+        );
+      } else if (this.socketError !== undefined || !(this.weSaidGoodbye && this.peerSaidGoodbye)) {
+        this.closeReason = connectionClosedError(this.socketError ?? new Error('the peer went away'));
+      }
+    }
+    this.report({ type: 'TRANSPORT.CLOSED', error: this.closeReason });
+  }
+
+  private onFrame(body: Buffer): void {
+    let message: unknown;
+    try {
+      message = decodeBody(body);
+    } catch (error) {
+      this.fail(error as ConverseError);
+      return;
+    }
+    this.stats.messagesIn++;
+    if (!Array.isArray(message) || typeof message[0] !== 'number') {
+      this.fail(protocolError('a frame body must be a MessagePack array starting with the frame kind'));
+      return;
+    }
+    const kind = message[0];
+    if (kind === FrameKind.TELL) {
+      this.dispatch(message[1], -1);
+      return;
+    }
+    const id = message[1];
+    if (kind !== FrameKind.GOODBYE && (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0xffffffff)) {
+      this.fail(protocolError(`frame kind ${kind} needs a uint32 id`));
+      return;
+    }
+    switch (kind) {
+      case FrameKind.REPLY: {
+        const ask = this.pending.take(id);
+        if (ask === undefined) {
+          this.stats.lateReplies++;
+          return;
+        }
+        ask.resolve(message[2]);
+        if (this.watchingDrain) this.checkDrained();
+        return;
+      }
+      case FrameKind.ERROR: {
+        const ask = this.pending.take(id);
+        if (ask === undefined) {
+          this.stats.lateReplies++;
+          return;
+        }
+        ask.reject(errorFromWire(message[2], ask.type));
+        if (this.watchingDrain) this.checkDrained();
+        return;
+      }
+      case FrameKind.ASK:
+        this.dispatch(message[2], id);
+        return;
+      case FrameKind.CANCEL:
+        this.inFlight.get(id)?.abort(new ConverseError('ABORTED', 'The asker cancelled this request (it aborted or timed out).'));
+        return;
+      case FrameKind.GOODBYE:
+        if (!this.peerSaidGoodbye) {
+          this.peerSaidGoodbye = true;
+          this.report({ type: 'TRANSPORT.PEER_GOODBYE' });
+        }
+        return;
+      default:
+        this.fail(protocolError(`unknown frame kind ${kind}`));
+    }
+  }
+
+  /** An incoming tell (id -1) or ask: to its handler, or to the incoming queue. */
+  private dispatch(event: unknown, id: number): void {
+    if (typeof event !== 'object' || event === null || typeof (event as { type?: unknown }).type !== 'string') {
+      this.fail(protocolError('a message must be a map with a string "type"'));
+      return;
+    }
+    const type = (event as { type: string }).type;
+    if (this.peerSaidGoodbye && id >= 0) {
+      this.writeError(id, 'CONNECTION_CLOSED', `The ask "${type}" was sent after GOODBYE; the connection is closing.`);
+      return;
+    }
+    const handlers = this.options.handlers;
+    if (handlers !== undefined) {
+      const handler = Object.hasOwn(handlers, type) ? handlers[type] : undefined;
+      if (typeof handler !== 'function') {
+        if (id >= 0) {
+          this.writeError(id, 'NO_HANDLER', `The peer has no handler for "${type}". Check that both sides use the same protocol (message types: ${Object.keys(handlers).join(', ') || 'none'}).`);
+        } else {
+          this.stats.unhandledTells++;
+        }
+        return;
+      }
+      const ctx = new HandlerContextImpl(this.facade, id >= 0);
+      if (id >= 0) this.inFlight.set(id, ctx);
+      let result: unknown;
+      try {
+        result = handler(event, ctx);
+      } catch (error) {
+        this.finishHandler(id, type, ctx, undefined, error, true);
+        return;
+      }
+      if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+        (result as PromiseLike<unknown>).then(
+          (value) => this.finishHandler(id, type, ctx, value, undefined, false),
+          (error) => this.finishHandler(id, type, ctx, undefined, error, true),
+        );
+      } else {
+        this.finishHandler(id, type, ctx, result, undefined, false);
+      }
+      return;
+    }
+    const message = new IncomingMessageImpl(this, event as { type: string }, id);
+    if (id >= 0) this.inFlight.set(id, message);
+    this.incoming.push(message);
+    if (!this.readingPaused && this.incoming.size >= INCOMING_HIGH_WATER) {
+      this.readingPaused = true;
+      this.socket.pause();
+    }
+  }
+
+  private finishHandler(id: number, type: string, ctx: HandlerContextImpl, value: unknown, error: unknown, threw: boolean): void {
+    if (id < 0) {
+      if (threw) {
+        // A tell has no asker to tell: surface it rather than lose it.
+        process.emitWarning(`interprocess-converse: the handler for the tell "${type}" threw: ${(error as Error)?.message ?? String(error)}`, {
+          code: 'INTERPROCESS_CONVERSE_TELL_HANDLER_FAILED',
+        });
+      }
+      return;
+    }
+    if (!this.inFlight.delete(id)) return;
+    if (!ctx.cancelled) {
+      if (threw) this.writeRemoteError(id, type, error);
+      else this.writeReply(id, type, value);
+    }
+    if (this.watchingDrain) this.checkDrained();
+  }
+
+  /** @internal Used by IncomingMessageImpl. */
+  answer(message: IncomingMessageImpl, value: unknown, error: unknown, isError: boolean): Promise<void> {
+    const id = message.id;
+    if (id < 0) {
+      return Promise.reject(new ConverseError('INVALID_ARGUMENT', `The message "${message.event.type}" was told, not asked: there is no one to reply to.`));
+    }
+    if (!this.inFlight.delete(id)) {
+      if (this.phase === 'closed') return Promise.reject(connectionClosedError());
+      return Promise.reject(new ConverseError('INVALID_ARGUMENT', `The message "${message.event.type}" was already answered (or cancelled by the asker).`));
+    }
+    if (this.watchingDrain) queueMicrotask(() => this.checkDrained());
+    if (this.phase === 'closed' || this.socket.destroyed) return Promise.reject(connectionClosedError());
+    if (message.cancelled) return Promise.resolve();
+    try {
+      if (isError) this.writeRemoteError(id, message.event.type, error);
+      else this.writeFrame(encodeFrame([FrameKind.REPLY, id, value], this.checksum, this.sendLimit));
+    } catch (encodeError) {
+      this.writeRemoteError(id, message.event.type, encodeError);
+      return Promise.reject(encodeError);
+    }
+    return Promise.resolve();
+  }
+
+  private checkDrained(): void {
+    if (this.watchingDrain && this.peerSaidGoodbye && this.pending.size === 0 && this.inFlight.size === 0) {
+      this.watchingDrain = false;
+      this.report({ type: 'TRANSPORT.DRAINED' });
+    }
+  }
+
+  // ── Bytes out ───────────────────────────────────────────────────────────────────────────
+
+  ask(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
+    try {
+      return this.startAsk(event, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /**
+   * Write an ask and return its reply promise. Throws (synchronously) when the ask cannot be
+   * sent at all: connection not active, bad event, encoding failure, already-aborted signal.
+   */
+  startAsk(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
+    if (this.phase !== 'active') throw this.unavailable();
+    if (typeof event !== 'object' || event === null || typeof event.type !== 'string') {
+      throw new ConverseError('INVALID_ARGUMENT', 'A message must be an object with a string "type".');
+    }
+    const signal = options?.signal;
+    if (signal?.aborted) throw abortedError(event.type, signal);
+    const id = this.pending.allocateId();
+    const frame = encodeFrame([FrameKind.ASK, id, event], this.checksum, this.sendLimit);
+    const timeout = options?.timeout ?? this.options.replyTimeout;
+    return new Promise((resolve, reject) => {
+      const ask: PendingAsk = { resolve, reject, deadline: performance.now() + timeout, timeout, type: event.type, signal: undefined, onAbort: undefined };
+      if (signal !== undefined) {
+        ask.signal = signal;
+        ask.onAbort = () => {
+          if (this.pending.take(id) === undefined) return;
+          this.writeControl(FrameKind.CANCEL, id);
+          reject(abortedError(event.type, signal));
+          if (this.watchingDrain) this.checkDrained();
+        };
+        signal.addEventListener('abort', ask.onAbort, { once: true });
+      }
+      this.pending.add(id, ask);
+      this.writeFrame(frame);
+    });
+  }
+
+  tell(event: { type: string }): Promise<void> {
+    if (this.phase !== 'active') return Promise.reject(this.unavailable());
+    if (typeof event !== 'object' || event === null || typeof event.type !== 'string') {
+      return Promise.reject(new ConverseError('INVALID_ARGUMENT', 'A message must be an object with a string "type".'));
+    }
+    try {
+      this.writeFrame(encodeFrame([FrameKind.TELL, event], this.checksum, this.sendLimit));
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return Promise.resolve();
+  }
+
+  /** Write an already-encoded TELL body shared by many connections (broadcast). */
+  writeShared(frames: SharedFrame): void {
+    if (this.phase !== 'active') return;
+    this.writeFrame(frames.get(this.checksum, this.sendLimit));
+  }
+
+  /** Resolves once the socket has taken everything written so far. */
+  flushed(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.socket.destroyed) return reject(connectionClosedError(this.socketError));
+      this.socket.write(EMPTY, (error) => (error ? reject(connectionClosedError(error)) : resolve()));
+    });
+  }
+
+  private writeReply(id: number, type: string, value: unknown): void {
+    let frame: Buffer;
+    try {
+      frame = encodeFrame([FrameKind.REPLY, id, value], this.checksum, this.sendLimit);
+    } catch (error) {
+      this.writeRemoteError(id, type, error);
+      return;
+    }
+    this.writeFrame(frame);
+  }
+
+  private writeRemoteError(id: number, type: string, error: unknown): void {
+    const remote = describeThrown(error);
+    this.writeError(id, 'REMOTE_ERROR', `The peer's handler for "${type}" failed: ${remote.name}: ${remote.message}`, remote);
+  }
+
+  private writeError(id: number, code: ErrorCode, message: string, remote?: RemoteErrorInfo): void {
+    const payload: Record<string, unknown> = { code, message };
+    if (remote !== undefined) payload.remote = remote;
+    let frame: Buffer;
+    try {
+      frame = encodeFrame([FrameKind.ERROR, id, payload], this.checksum, this.sendLimit);
+    } catch {
+      // The remote error's own text was unencodable or huge: send a plain one.
+      frame = encodeFrame([FrameKind.ERROR, id, { code, message: 'the error could not be encoded' }], this.checksum, this.sendLimit);
+    }
+    this.writeFrame(frame);
+  }
+
+  private writeControl(kind: number, id?: number): void {
+    if (this.socket.destroyed || this.decoder === undefined) return;
+    this.writeFrame(encodeFrame(id === undefined ? [kind] : [kind, id], this.checksum, this.sendLimit));
+  }
+
+  private writeRaw(bytes: Buffer): void {
+    if (this.socket.destroyed) return;
+    this.stats.bytesOut += bytes.length;
+    this.socket.write(bytes);
+  }
+
+  /**
+   * All frames leave through here. The first write in a tick corks the socket and the uncork is
+   * scheduled for the end of the tick, so a burst of frames goes out in one writev.
+   */
+  private writeFrame(frame: Buffer): void {
+    const socket = this.socket;
+    if (socket.destroyed || socket.writableEnded) return;
+    if (!this.corked) {
+      this.corked = true;
+      socket.cork();
+      process.nextTick(uncork, this);
+    }
+    this.stats.messagesOut++;
+    this.stats.bytesOut += frame.length;
+    socket.write(frame);
+  }
+
+  /** @internal */
+  uncorkNow(): void {
+    this.corked = false;
+    this.socket.uncork();
+  }
+
+  private unavailable(): ConverseError {
+    if (this.phase === 'handshake') {
+      return new ConverseError('CONNECTION_CLOSED', 'The connection is still in its handshake; wait for connect() to resolve before sending.');
+    }
+    return connectionClosedError(this.closeReason);
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function uncork(core: ConnectionCore): void {
+  core.uncorkNow();
+}
+
+/** One TELL, encoded at most once per (checksum, limit) combination, for a broadcast. */
+export class SharedFrame {
+  private readonly frames = new Map<string, Buffer>();
+  constructor(private readonly envelope: unknown[]) {}
+  get(checksum: boolean, limit: number): Buffer {
+    const key = `${checksum ? 1 : 0}:${limit}`;
+    let frame = this.frames.get(key);
+    if (frame === undefined) {
+      frame = encodeFrame(this.envelope, checksum, limit);
+      this.frames.set(key, frame);
+    }
+    return frame;
+  }
+}
+
+export class HandlerContextImpl implements InFlight {
+  private controller: AbortController | undefined;
+  cancelled = false;
+  constructor(
+    readonly connection: unknown,
+    readonly expectsReply: boolean,
+  ) {}
+  /** Created on first use: most handlers never look at it, and an AbortController is not free. */
+  get signal(): AbortSignal {
+    return (this.controller ??= new AbortController()).signal;
+  }
+  abort(reason: unknown): void {
+    this.cancelled = true;
+    (this.controller ??= new AbortController()).abort(reason);
+  }
+}
+
+export class IncomingMessageImpl implements InFlight {
+  private controller: AbortController | undefined;
+  cancelled = false;
+  constructor(
+    private readonly core: ConnectionCore,
+    readonly event: { type: string },
+    readonly id: number,
+  ) {}
+  get expectsReply(): boolean {
+    return this.id >= 0;
+  }
+  get signal(): AbortSignal {
+    return (this.controller ??= new AbortController()).signal;
+  }
+  get connection(): unknown {
+    return this.core.facade;
+  }
+  abort(reason: unknown): void {
+    this.cancelled = true;
+    (this.controller ??= new AbortController()).abort(reason);
+  }
+  reply(value: unknown): Promise<void> {
+    return this.core.answer(this, value, undefined, false);
+  }
+  fail(error: unknown): Promise<void> {
+    return this.core.answer(this, undefined, error, true);
+  }
+}
+
+function describeThrown(error: unknown): RemoteErrorInfo {
+  if (error instanceof Error) {
+    const info: RemoteErrorInfo = { name: error.name, message: error.message };
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string') info.code = code;
+    return info;
+  }
+  return { name: 'Error', message: typeof error === 'string' ? error : safeString(error) };
+}
+
+function safeString(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return 'a non-Error value';
+  }
+}
+
+const WIRE_ERROR_CODES = new Set<string>(['NO_HANDLER', 'REMOTE_ERROR', 'CONNECTION_CLOSED']);
+
+function errorFromWire(payload: unknown, type: string): ConverseError {
+  const p = (typeof payload === 'object' && payload !== null ? payload : {}) as { code?: unknown; message?: unknown; remote?: unknown };
+  const code = typeof p.code === 'string' && WIRE_ERROR_CODES.has(p.code) ? (p.code as ErrorCode) : 'REMOTE_ERROR';
+  const message = typeof p.message === 'string' ? p.message : `The peer answered "${type}" with an error.`;
+  let remote: RemoteErrorInfo | undefined;
+  if (typeof p.remote === 'object' && p.remote !== null) {
+    const r = p.remote as { name?: unknown; message?: unknown; code?: unknown };
+    remote = { name: typeof r.name === 'string' ? r.name : 'Error', message: typeof r.message === 'string' ? r.message : '' };
+    if (typeof r.code === 'string') remote.code = r.code;
+  } else if (code === 'REMOTE_ERROR') {
+    remote = { name: 'Error', message };
+  }
+  return new ConverseError(code, message, remote ? { remote } : undefined);
+}
+
+function protocolError(what: string): ConverseError {
+  return new ConverseError('PROTOCOL_ERROR', `The peer broke the wire protocol: ${what}. The connection was closed; check the peer against docs/PROTOCOL.md.`);
+}
+
+function abortedError(type: string, signal: AbortSignal): ConverseError {
+  return new ConverseError('ABORTED', `The ask "${type}" was aborted by its AbortSignal; the peer was told to stop.`, { cause: signal.reason });
+}
+
+const hints: Partial<Record<ErrorCode, string>> = {
+  SERVER_FULL: ' The server is at maxConnections; retry later.',
+  ACCESS_DENIED: ' The server does not allow this user or process to connect.',
+  CONNECTION_CLOSED: ' The server is shutting down; retry once it is back.',
+};

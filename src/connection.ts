@@ -1,0 +1,141 @@
+import type { ConnectionActorRef, ConnectionState } from '../machines/connection.machine.js';
+import type { ConnectionCore, ConnectionStats } from './connection-core.js';
+import type { ConverseError } from './errors.js';
+import type { PeerCredentials } from './transport/peer-credentials.js';
+import type { AskOptions, EventFor, EventOf, MessageFields, MessageType, ReplyOf } from './types.js';
+
+/** A message from the peer, as delivered by `for await (const message of connection)`. */
+export interface IncomingMessage<Local> {
+  /** The event as the peer sent it. */
+  readonly event: EventOf<Local>;
+  /** True when the peer asked and waits for `reply` or `fail`. */
+  readonly expectsReply: boolean;
+  /** Aborts when the asker cancels or times out, or the connection closes. */
+  readonly signal: AbortSignal;
+  /** Answer an ask. Rejects for a tell, a second answer, or a closed connection. */
+  reply(value: unknown): Promise<void>;
+  /** Answer an ask with an error: the asker gets `REMOTE_ERROR` carrying it. */
+  fail(error: unknown): Promise<void>;
+}
+
+/**
+ * One end of a conversation, on either side. `Local` is the protocol this side serves (its
+ * handlers), `Remote` the protocol the peer serves (what `ask` and `tell` send).
+ */
+export class Connection<Local = any, Remote = any> implements AsyncIterable<IncomingMessage<Local>> {
+  /** @internal */
+  readonly core: ConnectionCore;
+  /** A nanoid, unique to this connection. */
+  readonly id: string;
+  /** The peer process's credentials as the kernel reports them (never as the peer claims). */
+  readonly peer: PeerCredentials;
+  /** Settles (never rejects) once the connection is closed. */
+  readonly closed: Promise<void>;
+
+  /** @internal */
+  constructor(core: ConnectionCore, id: string, peer: PeerCredentials) {
+    this.core = core;
+    this.id = id;
+    this.peer = peer;
+    this.closed = core.closed;
+    core.facade = this;
+  }
+
+  /** The top-level state of the connection's actor. */
+  get state(): ConnectionState {
+    return this.core.phase;
+  }
+
+  /** The connection's XState actor: its snapshot's value is `state`; its context holds the pending-reply table. */
+  get actor(): ConnectionActorRef {
+    return this.core.actor as ConnectionActorRef;
+  }
+
+  /** Why the connection closed, when it did not close cleanly (undefined while open or after a clean close). */
+  get closeReason(): ConverseError | undefined {
+    return this.core.closeReason;
+  }
+
+  /** The peer's wire protocol version (known once the handshake is done). */
+  get peerVersion(): number | undefined {
+    return this.core.peerVersion;
+  }
+
+  /** Counters for this connection (messages and bytes each way, late replies). Live, not a copy. */
+  get stats(): Readonly<ConnectionStats> {
+    return this.core.stats;
+  }
+
+  /** Asks sent and still waiting for their reply. */
+  get pendingAsks(): number {
+    return this.core.pending.size;
+  }
+
+  /**
+   * Send a message and wait for its reply. Rejects with `TIMEOUT` after `timeout` (default
+   * `replyTimeout`), `ABORTED` when `signal` aborts (the peer is told), `CONNECTION_CLOSED` as soon
+   * as the connection is lost, `REMOTE_ERROR` / `NO_HANDLER` when the peer answers with an error.
+   */
+  ask<K extends MessageType<Remote>>(event: { type: K } & MessageFields<Remote, K>, options?: AskOptions): Promise<ReplyOf<Remote, K>> {
+    return this.core.ask(event, options) as Promise<ReplyOf<Remote, K>>;
+  }
+
+  /**
+   * The two-layer send: the outer promise settles once the message is written to the socket;
+   * `reply` settles with the answer. A `reply` nobody awaits never causes an unhandled rejection.
+   */
+  async send<K extends MessageType<Remote>>(
+    event: { type: K } & MessageFields<Remote, K>,
+    options?: AskOptions,
+  ): Promise<{ reply: Promise<ReplyOf<Remote, K>> }> {
+    // Throws (rejecting the outer promise) when the message cannot be sent at all.
+    const reply = this.core.startAsk(event, options) as Promise<ReplyOf<Remote, K>>;
+    // Mark it handled: awaiting `reply` still sees the rejection.
+    reply.catch(noop);
+    await this.core.flushed();
+    return { reply };
+  }
+
+  /** One-way: no reply is expected or tracked. Resolves once the message is handed to the socket. */
+  tell<K extends MessageType<Remote>>(event: { type: K } & MessageFields<Remote, K>): Promise<void> {
+    return this.core.tell(event);
+  }
+
+  /**
+   * Graceful close: new asks fail at once; asks already sent get their replies and handlers
+   * already running finish (both sides), then the socket is closed. Past `timeout` (default
+   * 5000 ms) whatever is left is cut off.
+   */
+  close(options?: { timeout?: number }): Promise<void> {
+    const actor = this.core.actor;
+    if (actor === undefined || this.core.phase === 'closed') {
+      this.core.release();
+      return this.closed;
+    }
+    actor.send({ type: 'CLOSE', timeout: options?.timeout });
+    return this.closed;
+  }
+
+  /** Immediate close: pending asks reject with `CONNECTION_CLOSED`, running handlers see `ctx.signal` abort. */
+  destroy(error?: ConverseError): void {
+    const actor = this.core.actor;
+    if (actor === undefined || this.core.phase === 'closed') {
+      this.core.release();
+      return;
+    }
+    actor.send({ type: 'DESTROY', error });
+  }
+
+  /** Incoming messages when no `handlers` were given: in order, backpressured. Ends when the connection closes. */
+  [Symbol.asyncIterator](): AsyncIterator<IncomingMessage<Local>> {
+    const queue = this.core.incoming;
+    return {
+      next: () => queue.next() as Promise<IteratorResult<IncomingMessage<Local>>>,
+      return: () => Promise.resolve({ value: undefined, done: true }),
+    };
+  }
+}
+
+function noop(): void {}
+
+export type { EventFor };

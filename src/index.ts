@@ -1,0 +1,17 @@
+/**
+ * interprocess-converse: typed request/reply messaging between processes over local sockets
+ * (Unix domain sockets; named pipes on Windows). Every connection is an XState actor; a server
+ * is a supervisor actor with one child per client.
+ */
+export { listen, Server, type ServerEvents } from './server.js';
+export { connect } from './client.js';
+export { Connection, type IncomingMessage } from './connection.js';
+export type { ConnectionStats } from './connection-core.js';
+export { ConverseError, ErrorCodes, isConverseError, type ErrorCode, type RemoteErrorInfo } from './errors.js';
+export { generateSocketName, MAX_SOCKET_PATH_BYTES } from './transport/names.js';
+export { peerCredentialsSupported, type PeerCredentials } from './transport/peer-credentials.js';
+export type { ConnectOptions, ConversationOptions, InspectOption, ListenOptions } from './options.js';
+export type { AskOptions, EventFor, EventOf, HandlerContext, Handlers, MessageFields, MessageType, Protocol, ReplyOf } from './types.js';
+export type { ConnectionState, ConnectionActorRef } from '../machines/connection.machine.js';
+export type { SupervisorActorRef } from '../machines/supervisor.machine.js';
+export { PROTOCOL_VERSION } from './wire/constants.js';

@@ -1,0 +1,87 @@
+import type { InspectionEvent, Observer } from 'xstate';
+import { ConverseError } from './errors.js';
+import type { Handlers } from './types.js';
+import {
+  DEFAULT_CLOSE_TIMEOUT,
+  DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+  DEFAULT_MAX_MESSAGE_SIZE,
+  DEFAULT_REPLY_TIMEOUT,
+} from './wire/constants.js';
+
+/** An XState inspection observer (what `@statelyai/inspect`'s `inspector.inspect` is). */
+export type InspectOption = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
+
+/** Options both `listen` and `connect` take. */
+export interface ConversationOptions<Local, Remote> {
+  /** Per message type: `(event, ctx) => reply | Promise<reply>`. Without handlers, iterate the connection instead. */
+  handlers?: Handlers<Local, Remote>;
+  /** Largest message body in bytes, both directions. @default 1048576 (1 MiB) */
+  maxMessageSize?: number;
+  /** Default timeout of asks this side makes, ms. @default 5000 */
+  replyTimeout?: number;
+  /** Per-frame CRC-32; on for a connection if either side asks for it. @default false */
+  checksum?: boolean;
+  /** A peer must finish the handshake within this many ms. @default 5000 */
+  handshakeTimeout?: number;
+  /** Default time a graceful close may take before what is left is cut off, ms. @default 5000 */
+  closeTimeout?: number;
+  /** An XState inspection observer attached to every actor (supervisor and connections). */
+  inspect?: InspectOption;
+}
+
+export interface ListenOptions<Local, Remote> extends ConversationOptions<Local, Remote> {
+  /** Refuse connections past this many (they get SERVER_FULL). @default 4096 */
+  maxConnections?: number;
+  /** Listen backlog (Linux caps it at net.core.somaxconn). @default 4096 */
+  backlog?: number;
+  /** File mode of the socket file. The default lets only this user connect. @default 0o600 */
+  socketMode?: number;
+}
+
+export interface ConnectOptions<Local, Remote> extends ConversationOptions<Local, Remote> {
+  /** Keep retrying a busy or restarting server (EAGAIN, ECONNREFUSED) for this long, ms. @default 5000 */
+  connectTimeout?: number;
+}
+
+export interface ResolvedOptions {
+  handlers: Record<string, ((event: any, ctx: any) => unknown) | undefined> | undefined;
+  maxMessageSize: number;
+  replyTimeout: number;
+  checksum: boolean;
+  handshakeTimeout: number;
+  closeTimeout: number;
+  connectTimeout: number;
+  maxConnections: number;
+}
+
+export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions<any, any>): ResolvedOptions {
+  const resolved: ResolvedOptions = {
+    handlers: options.handlers as ResolvedOptions['handlers'],
+    maxMessageSize: options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE,
+    replyTimeout: options.replyTimeout ?? DEFAULT_REPLY_TIMEOUT,
+    checksum: options.checksum ?? false,
+    handshakeTimeout: options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT,
+    closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
+    connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
+    maxConnections: options.maxConnections ?? 4096,
+  };
+  positiveInteger('maxMessageSize', resolved.maxMessageSize, 0xffffffff);
+  for (const key of ['replyTimeout', 'handshakeTimeout', 'closeTimeout', 'connectTimeout'] as const) {
+    const value = resolved[key];
+    if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
+      throw new ConverseError('INVALID_ARGUMENT', `${key} must be a non-negative number of milliseconds (got ${String(value)}).`);
+    }
+  }
+  positiveInteger('maxConnections', resolved.maxConnections, Number.MAX_SAFE_INTEGER);
+  if (resolved.handlers !== undefined && (typeof resolved.handlers !== 'object' || resolved.handlers === null)) {
+    throw new ConverseError('INVALID_ARGUMENT', 'handlers must be an object mapping message types to functions.');
+  }
+  return resolved;
+}
+
+function positiveInteger(name: string, value: number, max: number): void {
+  if (!Number.isInteger(value) || value < 1 || value > max) {
+    throw new ConverseError('INVALID_ARGUMENT', `${name} must be an integer from 1 to ${max} (got ${String(value)}).`);
+  }
+}

@@ -1,0 +1,102 @@
+import { ConverseError } from './errors.js';
+import type { PendingTable } from '../machines/connection.machine.js';
+
+/**
+ * The pending-reply table of one connection: asks this side sent and still waits on.
+ *
+ * Plain code on purpose (see ../shared/notes/xstate.md §2.6): a Map keyed by a per-connection
+ * uint32 id, and one timer per connection armed for the earliest deadline rather than a timer
+ * per ask. Asks that share a timeout have increasing deadlines, so adding one never re-arms the
+ * timer; the timer only fires when something may actually have expired.
+ */
+export interface PendingAsk {
+  resolve(value: unknown): void;
+  reject(error: unknown): void;
+  /** performance.now() value after which the ask times out. */
+  deadline: number;
+  timeout: number;
+  /** The message type, for error messages. */
+  type: string;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
+}
+
+export class PendingReplies implements PendingTable {
+  private readonly asks = new Map<number, PendingAsk>();
+  private nextId = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private timerDeadline = Infinity;
+
+  constructor(
+    /** Called for each ask that timed out (the connection tells the peer to cancel it). */
+    private readonly onTimeout: (id: number, ask: PendingAsk) => void,
+  ) {}
+
+  get size(): number {
+    return this.asks.size;
+  }
+
+  /** A fresh id: a uint32 counter that skips ids still in use after wrapping. */
+  allocateId(): number {
+    let id = this.nextId;
+    while (this.asks.has(id)) id = (id + 1) >>> 0;
+    this.nextId = (id + 1) >>> 0;
+    return id;
+  }
+
+  add(id: number, ask: PendingAsk): void {
+    this.asks.set(id, ask);
+    if (ask.deadline < this.timerDeadline) this.arm(ask.deadline);
+  }
+
+  /** Remove and return an ask (a reply arrived, or it was aborted). */
+  take(id: number): PendingAsk | undefined {
+    const ask = this.asks.get(id);
+    if (ask === undefined) return undefined;
+    this.asks.delete(id);
+    if (ask.onAbort !== undefined) ask.signal!.removeEventListener('abort', ask.onAbort);
+    return ask;
+  }
+
+  rejectAll(error: ConverseError): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.timerDeadline = Infinity;
+    const asks = [...this.asks.values()];
+    this.asks.clear();
+    for (const ask of asks) {
+      if (ask.onAbort !== undefined) ask.signal!.removeEventListener('abort', ask.onAbort);
+      ask.reject(error);
+    }
+  }
+
+  private arm(deadline: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timerDeadline = deadline;
+    // +1: setTimeout may fire a fraction of a millisecond early relative to performance.now().
+    this.timer = setTimeout(() => this.sweep(), Math.max(0, Math.ceil(deadline - performance.now())) + 1);
+    this.timer.unref();
+  }
+
+  private sweep(): void {
+    this.timer = undefined;
+    this.timerDeadline = Infinity;
+    const now = performance.now();
+    let next = Infinity;
+    for (const [id, ask] of this.asks) {
+      if (ask.deadline <= now) {
+        this.take(id);
+        this.onTimeout(id, ask);
+        ask.reject(
+          new ConverseError(
+            'TIMEOUT',
+            `No reply to "${ask.type}" within ${ask.timeout} ms. The peer may be slow or stuck; raise the timeout (ask option \`timeout\` or \`replyTimeout\`) if the work is expected to take longer.`,
+          ),
+        );
+      } else if (ask.deadline < next) {
+        next = ask.deadline;
+      }
+    }
+    if (next !== Infinity) this.arm(next);
+  }
+}

@@ -1,0 +1,208 @@
+import { EventEmitter } from 'node:events';
+import type * as net from 'node:net';
+import { nanoid } from 'nanoid';
+import { createActor, waitFor } from 'xstate';
+import { supervisorMachine, type AcceptedSocketEvent, type SupervisorActorRef, type SupervisorPort } from '../machines/supervisor.machine.js';
+import { AsyncQueue } from './async-queue.js';
+import { ConnectionCore, SharedFrame } from './connection-core.js';
+import { Connection } from './connection.js';
+import { ConverseError } from './errors.js';
+import { resolveOptions, type ListenOptions, type ResolvedOptions } from './options.js';
+import { bindListener, type BoundListener } from './transport/listener.js';
+import { readPeerCredentials } from './transport/peer-credentials.js';
+import type { EventOf, MessageFields, MessageType } from './types.js';
+import { FrameKind } from './wire/constants.js';
+import { encodeReject } from './wire/handshake.js';
+
+/** How long a refused socket may linger after its REJECT before it is cut off. */
+const REFUSED_LINGER_MS = 1000;
+
+/**
+ * Bind `name` and start accepting. Resolves once the socket is listening.
+ * Connections are `Connection<ServerApi, ClientApi>`: they serve `ServerApi` and can ask `ClientApi`.
+ */
+export async function listen<ServerApi = any, ClientApi = any>(
+  name: string,
+  options: ListenOptions<ServerApi, ClientApi> = {},
+): Promise<Server<ServerApi, ClientApi>> {
+  const resolved = resolveOptions(options);
+  const bound = await bindListener(name, { backlog: options.backlog, socketMode: options.socketMode });
+  return new Server<ServerApi, ClientApi>(name, bound, resolved, options.inspect);
+}
+
+export interface ServerEvents<ServerApi, ClientApi> {
+  /** A connection finished its handshake. */
+  connection: [connection: Connection<ServerApi, ClientApi>];
+  /** A connection closed because of an error, or a socket was refused (SERVER_FULL, handshake failures …). */
+  connectionError: [error: ConverseError, connection: Connection<ServerApi, ClientApi> | undefined];
+}
+
+/**
+ * A listening server: a supervisor actor with one child connection actor per client.
+ * Emits `connection` and `connectionError` (never `error`: a bad peer is never the server's failure).
+ */
+export class Server<ServerApi = any, ClientApi = any>
+  extends EventEmitter<ServerEvents<ServerApi, ClientApi>>
+  implements AsyncIterable<Connection<ServerApi, ClientApi>>
+{
+  /** The name the server listens on. */
+  readonly name: string;
+  /** The supervisor actor: the root of the server's supervision tree. */
+  readonly actor: SupervisorActorRef;
+  private readonly live = new Map<string, Connection<ServerApi, ClientApi>>();
+  /** Every connection not yet closed, including those still in their handshake. */
+  private readonly cores = new Map<string, ConnectionCore>();
+  private readonly acceptQueue = new AsyncQueue<Connection<ServerApi, ClientApi>>();
+  private closing: Promise<void> | undefined;
+
+  /** @internal Use `listen()`. */
+  constructor(
+    name: string,
+    private readonly bound: BoundListener,
+    private readonly options: ResolvedOptions,
+    inspect: ListenOptions<ServerApi, ClientApi>['inspect'],
+  ) {
+    super();
+    this.name = name;
+    const port: SupervisorPort = {
+      refuse: (event, code) => this.refuse(event, code),
+      stopAccepting: () => void this.bound.close(),
+      closeAllConnections: (timeout) => {
+        for (const core of this.cores.values()) core.actor?.send({ type: 'CLOSE', timeout });
+      },
+      destroyAllConnections: () => {
+        for (const core of this.cores.values()) {
+          core.actor?.send({
+            type: 'DESTROY',
+            error: new ConverseError('CONNECTION_CLOSED', 'The server was closed and this connection did not finish in time (close timeout); it was cut off.'),
+          });
+        }
+      },
+    };
+    this.actor = createActor(supervisorMachine, {
+      input: { port, maxConnections: options.maxConnections, closeTimeout: options.closeTimeout },
+      inspect,
+    });
+    this.actor.start();
+    // Every accepted socket becomes a SOCKET.ACCEPTED event; the supervisor spawns or refuses it.
+    bound.server.on('connection', (socket: net.Socket) => this.actor.send(this.prepareConnection(socket)));
+  }
+
+  /** The live connections (handshake done, not yet closed), keyed by connection id. */
+  get connections(): ReadonlyMap<string, Connection<ServerApi, ClientApi>> {
+    return this.live;
+  }
+
+  /** The next accepted connection (the Rust `accept()`). Rejects with CONNECTION_CLOSED once the server is closed. */
+  async accept(): Promise<Connection<ServerApi, ClientApi>> {
+    const next = await this.acceptQueue.next();
+    if (next.done) throw new ConverseError('CONNECTION_CLOSED', 'The server is closed; it accepts no more connections.');
+    return next.value;
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<Connection<ServerApi, ClientApi>> {
+    return { next: () => this.acceptQueue.next(), return: () => Promise.resolve({ value: undefined, done: true }) };
+  }
+
+  /**
+   * Tell every active connection. The message is encoded once and the same bytes are written to
+   * every socket. Rejects (after telling everyone it could) if some connection's agreed limit is
+   * smaller than the message.
+   */
+  async broadcast<K extends MessageType<ClientApi>>(event: { type: K } & MessageFields<ClientApi, K>): Promise<void> {
+    if (typeof event !== 'object' || event === null || typeof (event as { type?: unknown }).type !== 'string') {
+      throw new ConverseError('INVALID_ARGUMENT', 'A message must be an object with a string "type".');
+    }
+    const frames = new SharedFrame([FrameKind.TELL, event]);
+    frames.get(false, this.options.maxMessageSize); // encode now: an unencodable event fails before anything is sent
+    let missed = 0;
+    let firstError: unknown;
+    for (const connection of this.live.values()) {
+      try {
+        connection.core.writeShared(frames);
+      } catch (error) {
+        missed++;
+        firstError ??= error;
+      }
+    }
+    if (missed > 0) {
+      throw new ConverseError(
+        (firstError as ConverseError).code ?? 'MESSAGE_TOO_LARGE',
+        `The broadcast reached all but ${missed} connection(s): ${(firstError as Error).message}`,
+        { cause: firstError },
+      );
+    }
+  }
+
+  /**
+   * Graceful shutdown: stop accepting, let in-flight handlers finish and their replies go out,
+   * close every connection, remove the socket file. Past `timeout` (default `closeTimeout`),
+   * connections still open are cut off.
+   */
+  close(options?: { timeout?: number }): Promise<void> {
+    this.closing ??= (async () => {
+      this.actor.send({ type: 'CLOSE', timeout: options?.timeout });
+      await waitFor(this.actor, (snapshot) => snapshot.status !== 'active', { timeout: Infinity });
+      await this.bound.close();
+      this.acceptQueue.end();
+    })();
+    return this.closing;
+  }
+
+  /** Build the plain-code side of a new connection; the supervisor decides whether it lives. */
+  private prepareConnection(socket: net.Socket): AcceptedSocketEvent {
+    const id = nanoid();
+    const core = new ConnectionCore(socket, {
+      role: 'server',
+      handlers: this.options.handlers,
+      maxMessageSize: this.options.maxMessageSize,
+      replyTimeout: this.options.replyTimeout,
+      checksum: this.options.checksum,
+    });
+    const connection = new Connection<ServerApi, ClientApi>(core, id, readPeerCredentials(socket));
+    this.cores.set(id, core);
+    core.onPhase = (phase) => {
+      if (phase === 'active') {
+        this.live.set(id, connection);
+        this.acceptQueue.push(connection);
+        this.emit('connection', connection);
+      } else if (phase === 'closed') {
+        this.cores.delete(id);
+        if (this.live.delete(id)) this.acceptQueue.remove((c) => c === connection);
+        if (core.closeReason !== undefined && core.closeReason.code !== 'CONNECTION_CLOSED') {
+          this.emit('connectionError', core.closeReason, connection);
+        }
+      }
+    };
+    return {
+      type: 'SOCKET.ACCEPTED',
+      connectionId: id,
+      input: {
+        id,
+        role: 'server',
+        transport: core,
+        pending: core.pending,
+        handshakeTimeout: this.options.handshakeTimeout,
+        closeTimeout: this.options.closeTimeout,
+      },
+    };
+  }
+
+  private refuse(event: AcceptedSocketEvent, code: 'SERVER_FULL' | 'CONNECTION_CLOSED'): void {
+    const core = this.cores.get(event.connectionId);
+    if (core === undefined) return;
+    this.cores.delete(event.connectionId);
+    const socket = core.socket;
+    const message =
+      code === 'SERVER_FULL'
+        ? `the server is at its limit of ${this.options.maxConnections} connections`
+        : 'the server is shutting down';
+    socket.on('error', () => {});
+    socket.resume(); // discard the client's HELLO so the close completes
+    socket.end(encodeReject(code, message, this.options.maxMessageSize));
+    setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+    this.emit('connectionError', new ConverseError(code, `Refused a connection: ${message}.`), undefined);
+  }
+}
+
+export type { EventOf };

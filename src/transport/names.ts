@@ -1,0 +1,95 @@
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { customAlphabet } from 'nanoid';
+import { ConverseError } from '../errors.js';
+
+/**
+ * Socket names: filesystem paths on Unix, `\\.\pipe\…` names on Windows. All platform knowledge
+ * about addresses lives here.
+ */
+
+export const isWindows = process.platform === 'win32';
+
+/**
+ * The longest socket path the platform takes, in bytes. `sun_path` is 108 bytes on Linux and
+ * 104 on macOS/BSD; one byte is kept for the terminating NUL. Node 20 silently truncates longer
+ * paths (two long names then collide), so we refuse them ourselves.
+ */
+export const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
+const MAX_PIPE_NAME_CHARS = 256;
+
+const randomSuffix = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 10);
+
+/** Private directories made by `generateSocketName`, removed again when their server closes. */
+const generatedDirectories = new Set<string>();
+
+/**
+ * A fresh, unique, platform-appropriate local socket name (the Rust crate's
+ * `generate_socket_name`): on Unix a path inside a newly created private (0700) directory,
+ * short enough for the platform's limit; on Windows a `\\.\pipe\…` name.
+ */
+export function generateSocketName(): string {
+  if (isWindows) return `\\\\.\\pipe\\interprocess-converse-${randomSuffix()}`;
+  const base = privateRuntimeDirectory() ?? os.tmpdir();
+  const dir = fs.mkdtempSync(path.join(base, 'ic-')); // mkdtemp creates it 0700
+  generatedDirectories.add(dir);
+  const name = path.join(dir, 's.sock');
+  checkSocketName(name);
+  return name;
+}
+
+/** $XDG_RUNTIME_DIR, but only when it really is ours and private (it is just an environment value). */
+function privateRuntimeDirectory(): string | undefined {
+  const dir = process.env.XDG_RUNTIME_DIR;
+  if (!dir || !path.isAbsolute(dir)) return undefined;
+  try {
+    const st = fs.lstatSync(dir);
+    if (!st.isDirectory() || (st.mode & 0o077) !== 0) return undefined;
+    if (typeof process.getuid === 'function' && st.uid !== process.getuid()) return undefined;
+    // Leave room for "/ic-XXXXXX/s.sock".
+    if (Buffer.byteLength(dir) + 18 > MAX_SOCKET_PATH_BYTES) return undefined;
+    return dir;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Throws `INVALID_NAME` for a name this platform cannot bind or connect to faithfully. */
+export function checkSocketName(name: string): void {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new ConverseError('INVALID_NAME', 'The socket name must be a non-empty string (a filesystem path, or \\\\.\\pipe\\name on Windows). generateSocketName() makes a good one.');
+  }
+  if (name.includes('\0')) {
+    throw new ConverseError('INVALID_NAME', `The socket name contains a NUL byte. Abstract-namespace names are not supported on Node 20 (it pads them, so no other runtime can reach them); use a path.`);
+  }
+  if (isWindows) {
+    if (!/^\\\\[.?]\\pipe\\/i.test(name)) {
+      throw new ConverseError('INVALID_NAME', `On Windows the socket name must start with \\\\.\\pipe\\ (got "${name}").`);
+    }
+    if (name.length > MAX_PIPE_NAME_CHARS) {
+      throw new ConverseError('INVALID_NAME', `The pipe name is ${name.length} characters; Windows allows ${MAX_PIPE_NAME_CHARS}.`);
+    }
+    return;
+  }
+  const bytes = Buffer.byteLength(name);
+  if (bytes > MAX_SOCKET_PATH_BYTES) {
+    throw new ConverseError(
+      'INVALID_NAME',
+      `The socket path is ${bytes} bytes; this platform allows at most ${MAX_SOCKET_PATH_BYTES} (Node would silently truncate it, and two long names could then collide). Use a shorter path, for example from generateSocketName(), or a shorter directory.`,
+    );
+  }
+}
+
+/** @internal After a server closes: remove the private directory `generateSocketName` made for it, if now empty (rmdir never removes a non-empty directory). */
+export function removeGeneratedDirectory(socketPath: string): void {
+  const dir = path.dirname(socketPath);
+  // Also directories another process generated for us (a test parent, a launcher): same shape.
+  if (!generatedDirectories.has(dir) && !/^ic-[A-Za-z0-9]{6}$/.test(path.basename(dir))) return;
+  try {
+    fs.rmdirSync(dir); // fails (harmlessly) if anything else is in it
+    generatedDirectories.delete(dir);
+  } catch {
+    /* not empty, or already gone */
+  }
+}

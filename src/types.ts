@@ -1,0 +1,58 @@
+/**
+ * Protocols are TypeScript types: a map from message type to the signature of its handler.
+ *
+ * ```ts
+ * type ServerApi = {
+ *   add(e: { a: number; b: number }): number;
+ *   status(): { uptime: number };
+ *   log(e: { line: string }): void;
+ * };
+ * ```
+ */
+
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Protocol = { [type: string]: (...args: any[]) => unknown };
+
+/** The message type names of a protocol. */
+export type MessageType<P> = Extract<keyof P, string>;
+
+/** The fields of message `K` (without `type`). */
+export type MessageFields<P, K extends keyof P> = P[K] extends (event: infer E) => unknown
+  ? unknown extends E
+    ? {} // a handler without a parameter: the message has only `type`
+    : E
+  : {};
+
+/** The event object for message `K`: `{ type: K, ...fields }`. */
+export type EventFor<P, K extends keyof P> = { type: K } & MessageFields<P, K>;
+
+/** Any event of protocol `P`. */
+export type EventOf<P> = { [K in MessageType<P>]: EventFor<P, K> }[MessageType<P>];
+
+/** The reply type of message `K`. */
+export type ReplyOf<P, K extends keyof P> = P[K] extends (...args: never[]) => infer R ? Awaited<R> : never;
+
+/** Handlers for a protocol this side serves. */
+export type Handlers<Local, Remote> = {
+  [K in MessageType<Local>]?: (
+    event: EventFor<Local, K>,
+    ctx: HandlerContext<Local, Remote>,
+  ) => ReplyOf<Local, K> | Promise<ReplyOf<Local, K>>;
+};
+
+/** What a handler gets besides the event. */
+export interface HandlerContext<Local, Remote> {
+  /** The connection the message came on (ask the peer back through it). */
+  readonly connection: import('./connection.js').Connection<Local, Remote>;
+  /** Aborts when the asker cancels or times out, or when the connection closes. */
+  readonly signal: AbortSignal;
+  /** True when the peer asked (it waits for the return value); false for a tell. */
+  readonly expectsReply: boolean;
+}
+
+export interface AskOptions {
+  /** ms; defaults to the connection's `replyTimeout`. */
+  timeout?: number;
+  /** Aborting rejects the ask with `ABORTED` and tells the peer, whose handler's `ctx.signal` aborts. */
+  signal?: AbortSignal;
+}

@@ -1,0 +1,221 @@
+import { Packr, Unpackr, addExtension, RESERVE_START_SPACE } from 'msgpackr';
+import * as zlib from 'node:zlib';
+import { ConverseError } from '../errors.js';
+import {
+  CHECKSUM_SIZE,
+  ExtType,
+  LENGTH_INLINE_MAX,
+  LENGTH_U16,
+  LENGTH_U32,
+  LENGTH_U64,
+  MAX_LENGTH_PREFIX,
+  MAX_NESTING_DEPTH,
+} from './constants.js';
+import { scanMessagePack } from './msgpack-scan.js';
+
+/**
+ * The codec: values ⇄ MessagePack bodies, and bodies ⇄ frames.
+ *
+ * One Packr and one Unpackr serve every connection in the process. msgpackr's Packr writes into
+ * a slab and hands out non-overlapping views of it, so a frame can go straight to
+ * `socket.write` without a copy, and sharing the slab keeps idle connections small (a Packr per
+ * connection would cost 8 KiB each). Records are off (standard MessagePack on the wire).
+ */
+
+// Private carrier classes: a user's Map or Set is re-wrapped in these before packing so that
+// it reaches msgpackr's extension path (msgpackr writes a plain Map as a MessagePack map, which
+// would come back as an object). Registering extensions for private classes cannot change how
+// the host application's own msgpackr encodes anything.
+class WireMap {
+  constructor(readonly flat: unknown[]) {}
+}
+class WireSet {
+  constructor(readonly members: unknown[]) {}
+}
+
+addExtension({
+  Class: WireMap,
+  type: ExtType.MAP,
+  write: (map: WireMap) => map.flat,
+  read: (flat: unknown) => {
+    if (!Array.isArray(flat) || flat.length % 2 !== 0) throw new Error('a Map extension must carry an even-length array');
+    const map = new Map();
+    for (let i = 0; i < flat.length; i += 2) map.set(flat[i], flat[i + 1]);
+    return map;
+  },
+});
+addExtension({
+  Class: WireSet,
+  type: ExtType.SET,
+  write: (set: WireSet) => set.members,
+  read: (members: unknown) => {
+    if (!Array.isArray(members)) throw new Error('a Set extension must carry an array');
+    return new Set(members);
+  },
+});
+
+const packr = new Packr({ useRecords: false, structuredClone: false, moreTypes: false, useBigIntExtension: false });
+const unpackr = new Unpackr({ useRecords: false, structuredClone: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'bigint' });
+
+const crc32: (data: Uint8Array) => number =
+  typeof (zlib as { crc32?: unknown }).crc32 === 'function'
+    ? (data) => (zlib as unknown as { crc32(d: Uint8Array): number }).crc32(data)
+    : crc32Fallback;
+
+/**
+ * Prepare a value for packing: wraps Maps and Sets in their carriers (copying only the path to
+ * them, so the common Map-free message is returned as is), enforces the nesting limit (which
+ * also catches cycles), and rejects what cannot cross faithfully (functions, symbols, Errors,
+ * RegExps) instead of letting msgpackr silently drop or mangle it.
+ */
+function prepare(value: unknown, depth: number, path: string): unknown {
+  if (typeof value !== 'object' || value === null) {
+    if (typeof value === 'function' || typeof value === 'symbol') {
+      throw encodeError(`${path} is a ${typeof value}, which cannot be sent`);
+    }
+    return value;
+  }
+  if (depth > MAX_NESTING_DEPTH) {
+    throw encodeError(`${path} is nested deeper than ${MAX_NESTING_DEPTH} levels (or the value has a cycle)`);
+  }
+  if (ArrayBuffer.isView(value) || value instanceof Date) return value;
+  if (Array.isArray(value)) {
+    let copy: unknown[] | undefined;
+    for (let i = 0; i < value.length; i++) {
+      const item = value[i];
+      const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, `${path}[${i}]`) : checkLeaf(item, path, i);
+      if (prepared !== item) {
+        copy ??= value.slice();
+        copy[i] = prepared;
+      }
+    }
+    return copy ?? value;
+  }
+  if (value instanceof Map) {
+    const flat: unknown[] = new Array(value.size * 2);
+    let i = 0;
+    for (const [k, v] of value) {
+      flat[i++] = prepare(k, depth + 1, `${path}<key>`);
+      flat[i++] = prepare(v, depth + 1, `${path}<value>`);
+    }
+    return new WireMap(flat);
+  }
+  if (value instanceof Set) {
+    const members: unknown[] = [];
+    for (const m of value) members.push(prepare(m, depth + 1, `${path}<member>`));
+    return new WireSet(members);
+  }
+  if (value instanceof Error || value instanceof RegExp || value instanceof Promise) {
+    throw encodeError(`${path} is ${value.constructor.name === 'Error' ? 'an Error' : `a ${value.constructor.name}`}, which cannot be sent; send a plain object (for example { name, message }) instead`);
+  }
+  let copy: Record<string, unknown> | undefined;
+  for (const key in value) {
+    const item = (value as Record<string, unknown>)[key];
+    const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, `${path}.${key}`) : checkLeaf(item, path, key);
+    if (prepared !== item) {
+      copy ??= { ...(value as Record<string, unknown>) };
+      copy[key] = prepared;
+    }
+  }
+  return copy ?? value;
+}
+
+function checkLeaf(item: unknown, path: string, key: string | number): unknown {
+  if (typeof item === 'function' || typeof item === 'symbol') {
+    throw encodeError(`${path}${typeof key === 'number' ? `[${key}]` : `.${key}`} is a ${typeof item}, which cannot be sent`);
+  }
+  return item;
+}
+
+function encodeError(what: string): ConverseError {
+  return new ConverseError('ENCODE_FAILED', `Cannot encode the message: ${what}.`);
+}
+
+/**
+ * Encode a value into one complete frame (length prefix, optional CRC-32, body), in a single
+ * buffer: msgpackr reserves room in front of the body and the prefix is written into it, so the
+ * body is never copied. `maxBody` is the limit the peer agreed to receive.
+ */
+export function encodeFrame(value: unknown, checksum: boolean, maxBody: number): Buffer {
+  const reserve = MAX_LENGTH_PREFIX + (checksum ? CHECKSUM_SIZE : 0);
+  let packed: Buffer;
+  try {
+    packed = packr.pack(prepare(value, 0, 'message'), RESERVE_START_SPACE | reserve) as Buffer;
+  } catch (error) {
+    if (error instanceof ConverseError) throw error;
+    throw new ConverseError('ENCODE_FAILED', `Cannot encode the message: ${(error as Error).message}.`, { cause: error });
+  }
+  const bodyLength = packed.length - reserve;
+  if (bodyLength > maxBody) {
+    throw new ConverseError(
+      'MESSAGE_TOO_LARGE',
+      `The message is ${bodyLength} bytes encoded, over the limit of ${maxBody} bytes agreed with the peer. Send it in parts or raise maxMessageSize on both sides. The connection is still usable.`,
+    );
+  }
+  const prefixLength = bodyLength <= LENGTH_INLINE_MAX ? 1 : bodyLength <= 0xffff ? 3 : bodyLength <= 0xffffffff ? 5 : 9;
+  const headerStart = reserve - prefixLength - (checksum ? CHECKSUM_SIZE : 0);
+  writeLengthPrefix(packed, headerStart, bodyLength, prefixLength);
+  if (checksum) packed.writeUInt32BE(crc32(packed.subarray(reserve)), reserve - CHECKSUM_SIZE);
+  return headerStart === 0 ? packed : packed.subarray(headerStart);
+}
+
+function writeLengthPrefix(target: Buffer, at: number, length: number, prefixLength: number): void {
+  switch (prefixLength) {
+    case 1:
+      target[at] = length;
+      return;
+    case 3:
+      target[at] = LENGTH_U16;
+      target.writeUInt16BE(length, at + 1);
+      return;
+    case 5:
+      target[at] = LENGTH_U32;
+      target.writeUInt32BE(length, at + 1);
+      return;
+    default:
+      target[at] = LENGTH_U64;
+      target.writeUInt32BE(Math.floor(length / 0x100000000), at + 1);
+      target.writeUInt32BE(length >>> 0, at + 5);
+  }
+}
+
+/** Encode a value as a bare MessagePack body (used for the handshake extension). */
+export function encodeValue(value: unknown): Buffer {
+  return packr.pack(prepare(value, 0, 'value')) as Buffer;
+}
+
+/**
+ * Decode one frame body. Throws `DECODE_FAILED` for anything the scan or msgpackr refuses.
+ * Binary fields come back as views into `body` (no copy).
+ */
+export function decodeBody(body: Uint8Array): unknown {
+  const problem = scanMessagePack(body, 0, body.length, MAX_NESTING_DEPTH);
+  if (problem !== undefined) {
+    throw new ConverseError('DECODE_FAILED', `The peer sent a frame that is not valid for this protocol: ${problem}. The connection was closed; check that the peer follows docs/PROTOCOL.md.`);
+  }
+  try {
+    return unpackr.unpack(body);
+  } catch (error) {
+    throw new ConverseError('DECODE_FAILED', `The peer sent a frame that could not be decoded: ${(error as Error).message}. The connection was closed.`, { cause: error });
+  }
+}
+
+export function checksumOf(body: Uint8Array): number {
+  return crc32(body);
+}
+
+// zlib.crc32 arrived in Node 20.15; older 20.x gets this table version (CRC-32/ISO-HDLC, as zlib).
+let crcTable: Int32Array | undefined;
+function crc32Fallback(data: Uint8Array): number {
+  if (!crcTable) {
+    crcTable = new Int32Array(256);
+    for (let n = 0; n < 256; n++) {
+      let c = n;
+      for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+      crcTable[n] = c;
+    }
+  }
+  let crc = -1;
+  for (let i = 0; i < data.length; i++) crc = crcTable[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
+  return (crc ^ -1) >>> 0;
+}

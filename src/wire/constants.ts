@@ -1,0 +1,65 @@
+/**
+ * Wire-format constants. docs/PROTOCOL.md is the normative description; keep the two in step.
+ *
+ * Stability promise: the first 14 bytes of the handshake (magic, version, kind, flags,
+ * max message size, extension length) and the REJECT kind keep this layout in every future
+ * version, so any two versions can always tell each other "I speak version N" and part cleanly.
+ */
+
+/** 0x89 'I' 'C' 'V': the high first byte makes text protocols (HTTP, JSON) fail on byte one. */
+export const MAGIC = Uint8Array.of(0x89, 0x49, 0x43, 0x56);
+export const PROTOCOL_VERSION = 1;
+
+export const HANDSHAKE_HEADER_SIZE = 14;
+/** Largest handshake extension we accept: it is read before any limit was agreed. */
+export const MAX_HANDSHAKE_EXTENSION = 4096;
+
+export const HandshakeKind = {
+  HELLO: 0x01,
+  WELCOME: 0x02,
+  REJECT: 0x03,
+} as const;
+
+export const HandshakeFlags = {
+  CHECKSUM: 0x01,
+} as const;
+
+/** Envelope kinds: the first element of every frame's MessagePack array. */
+export const FrameKind = {
+  TELL: 0,
+  ASK: 1,
+  REPLY: 2,
+  ERROR: 3,
+  CANCEL: 4,
+  GOODBYE: 5,
+} as const;
+
+/** Length prefix markers (the same scheme as the Rust crate's async-io-typed lineage). */
+export const LENGTH_U16 = 0xfc;
+export const LENGTH_U32 = 0xfd;
+export const LENGTH_U64 = 0xfe;
+export const LENGTH_RESERVED = 0xff;
+/** Largest length a single length byte carries. */
+export const LENGTH_INLINE_MAX = 0xfb;
+export const MAX_LENGTH_PREFIX = 9;
+export const CHECKSUM_SIZE = 4;
+
+export const DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024;
+export const DEFAULT_REPLY_TIMEOUT = 5000;
+export const DEFAULT_HANDSHAKE_TIMEOUT = 5000;
+export const DEFAULT_CONNECT_TIMEOUT = 5000;
+export const DEFAULT_CLOSE_TIMEOUT = 5000;
+/** Deepest nesting of arrays/maps/extensions accepted in one message (msgpackr decodes recursively). */
+export const MAX_NESTING_DEPTH = 100;
+
+/** MessagePack extension types allowed on the wire. */
+export const ExtType = {
+  /** msgpackr / notepack: fixext1 type 0 is `undefined`. */
+  UNDEFINED: 0x00,
+  /** msgpackr's Set: fixext1 tag (type 0x73, data 0) followed by an array of members. */
+  SET: 0x73,
+  /** This protocol's Map: fixext1 tag (type 0x6d, data 0) followed by a flat [k0, v0, k1, v1, …] array. */
+  MAP: 0x6d,
+  /** The standard timestamp extension (-1). */
+  TIMESTAMP: 0xff,
+} as const;

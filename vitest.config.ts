@@ -1,0 +1,13 @@
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    testTimeout: 30_000,
+    hookTimeout: 30_000,
+    // Real sockets and child processes: run files in separate forks, a couple at a time (2 cores).
+    pool: 'forks',
+    maxWorkers: 2,
+    typecheck: { enabled: false },
+  },
+});
