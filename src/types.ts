@@ -17,11 +17,13 @@ export type Protocol = { [type: string]: (...args: any[]) => unknown };
 export type MessageType<P> = Extract<keyof P, string>;
 
 /** The fields of message `K` (without `type`). */
-export type MessageFields<P, K extends keyof P> = P[K] extends (event: infer E) => unknown
-  ? unknown extends E
-    ? {} // a handler without a parameter: the message has only `type`
-    : E
-  : {};
+export type MessageFields<P, K extends keyof P> = IsAny<P> extends true
+  ? Record<string, any> // an untyped connection accepts any fields
+  : P[K] extends (event: infer E) => unknown
+    ? unknown extends E
+      ? {} // a handler without a parameter: the message has only `type`
+      : E
+    : {};
 
 /** The event object for message `K`: `{ type: K, ...fields }`. */
 export type EventFor<P, K extends keyof P> = { type: K } & MessageFields<P, K>;
@@ -30,7 +32,9 @@ export type EventFor<P, K extends keyof P> = { type: K } & MessageFields<P, K>;
 export type EventOf<P> = { [K in MessageType<P>]: EventFor<P, K> }[MessageType<P>];
 
 /** The reply type of message `K`. */
-export type ReplyOf<P, K extends keyof P> = P[K] extends (...args: never[]) => infer R ? Awaited<R> : never;
+export type ReplyOf<P, K extends keyof P> = IsAny<P> extends true ? any : P[K] extends (...args: never[]) => infer R ? Awaited<R> : never;
+
+type IsAny<T> = 0 extends 1 & T ? true : false;
 
 /** Handlers for a protocol this side serves. */
 export type Handlers<Local, Remote> = {

@@ -1,0 +1,232 @@
+/**
+ * The machines on their own, with stand-in transports: no sockets. This is the point of giving
+ * the connection machine its transport as an actor.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createActor, type AnyActorRef } from 'xstate';
+import {
+  connectionMachine,
+  supervisorMachine,
+  type AcceptedSocketEvent,
+  type ConnectionTransport,
+  type SupervisorPort,
+  type TransportCommand,
+  type TransportEvent,
+} from '../machines/index.js';
+import { ConverseError } from '../src/errors.js';
+
+class FakeTransport implements ConnectionTransport {
+  send: ((event: TransportEvent) => void) | undefined;
+  actor: AnyActorRef | undefined;
+  commands: TransportCommand['type'][] = [];
+  released = 0;
+  attach(send: (event: TransportEvent) => void, actor: AnyActorRef): () => void {
+    this.send = send;
+    this.actor = actor;
+    return () => (this.send = undefined);
+  }
+  command(command: TransportCommand): void {
+    this.commands.push(command.type);
+  }
+  release(): void {
+    this.released++;
+  }
+}
+
+class FakePending {
+  size = 0;
+  rejectedWith: ConverseError[] = [];
+  rejectAll(error: ConverseError): void {
+    this.rejectedWith.push(error);
+  }
+}
+
+const actors: AnyActorRef[] = [];
+afterEach(() => {
+  for (const actor of actors.splice(0)) actor.stop();
+});
+
+function startConnection(overrides: { handshakeTimeout?: number; closeTimeout?: number } = {}) {
+  const transport = new FakeTransport();
+  const pending = new FakePending();
+  const actor = createActor(connectionMachine, {
+    input: { id: 'c1', role: 'client', transport, pending, handshakeTimeout: overrides.handshakeTimeout ?? 10_000, closeTimeout: overrides.closeTimeout ?? 10_000 },
+  });
+  actors.push(actor);
+  actor.start();
+  return { actor, transport, pending };
+}
+
+const handshakeOk: TransportEvent = { type: 'TRANSPORT.HANDSHAKE_SUCCEEDED', checksum: false, peerMaxMessageSize: 1024, peerVersion: 1 };
+
+describe('connection machine', () => {
+  it('starts in handshake, attached to its transport, and goes active on a successful handshake', () => {
+    const { actor, transport } = startConnection();
+    expect(actor.getSnapshot().value).toBe('handshake');
+    expect(transport.send).toBeTypeOf('function');
+    expect(transport.actor).toBe(actor);
+    transport.send!(handshakeOk);
+    expect(actor.getSnapshot().value).toBe('active');
+    expect(actor.getSnapshot().context.handshake).toEqual({ checksum: false, peerMaxMessageSize: 1024, peerVersion: 1 });
+  });
+
+  it('closes with HANDSHAKE_FAILED when the handshake does not finish in time', async () => {
+    const { actor, pending, transport } = startConnection({ handshakeTimeout: 30 });
+    await new Promise((r) => setTimeout(r, 80));
+    const snapshot = actor.getSnapshot();
+    expect(snapshot.value).toBe('closed');
+    expect(snapshot.status).toBe('done');
+    expect(snapshot.context.error?.code).toBe('HANDSHAKE_FAILED');
+    expect(pending.rejectedWith[0]?.code).toBe('HANDSHAKE_FAILED');
+    expect(transport.released).toBe(1); // reaching the final state stops the transport
+  });
+
+  it('records a failed handshake and closes', () => {
+    const { actor, transport } = startConnection();
+    transport.send!({ type: 'TRANSPORT.HANDSHAKE_FAILED', error: new ConverseError('VERSION_MISMATCH', 'v2') });
+    expect(actor.getSnapshot().value).toBe('closed');
+    expect(actor.getSnapshot().context.error?.code).toBe('VERSION_MISMATCH');
+  });
+
+  it('closes gracefully: goodbye, drain, end, then closed when the socket closes', () => {
+    const { actor, transport, pending } = startConnection();
+    transport.send!(handshakeOk);
+    actor.send({ type: 'CLOSE' });
+    expect(actor.getSnapshot().value).toBe('closing');
+    expect(transport.commands).toEqual(['SEND_GOODBYE', 'WATCH_DRAIN']);
+    // Drained before the peer said goodbye: the guard holds the end back.
+    transport.send!({ type: 'TRANSPORT.DRAINED' });
+    expect(transport.commands).not.toContain('END');
+    transport.send!({ type: 'TRANSPORT.PEER_GOODBYE' });
+    expect(transport.commands.at(-1)).toBe('WATCH_DRAIN');
+    transport.send!({ type: 'TRANSPORT.DRAINED' });
+    expect(transport.commands.at(-1)).toBe('END');
+    transport.send!({ type: 'TRANSPORT.CLOSED' });
+    expect(actor.getSnapshot().value).toBe('closed');
+    expect(actor.getSnapshot().context.error).toBeUndefined();
+    expect(pending.rejectedWith[0]?.code).toBe('CONNECTION_CLOSED');
+  });
+
+  it('enters closing when the peer says goodbye first', () => {
+    const { actor, transport } = startConnection();
+    transport.send!(handshakeOk);
+    transport.send!({ type: 'TRANSPORT.PEER_GOODBYE' });
+    expect(actor.getSnapshot().value).toBe('closing');
+    expect(actor.getSnapshot().context.peerSaidGoodbye).toBe(true);
+    expect(transport.commands).toEqual(['SEND_GOODBYE', 'WATCH_DRAIN']);
+  });
+
+  it('cuts a close off after the close timeout given to CLOSE', async () => {
+    const { actor, transport } = startConnection();
+    transport.send!(handshakeOk);
+    actor.send({ type: 'CLOSE', timeout: 30 });
+    await new Promise((r) => setTimeout(r, 80));
+    expect(actor.getSnapshot().value).toBe('closed');
+    expect(actor.getSnapshot().context.error?.code).toBe('CONNECTION_CLOSED');
+    expect(transport.released).toBe(1);
+  });
+
+  it('goes straight to closed when the transport fails or the socket drops', () => {
+    const a = startConnection();
+    a.transport.send!(handshakeOk);
+    a.transport.send!({ type: 'TRANSPORT.FAILED', error: new ConverseError('DECODE_FAILED', 'bad') });
+    expect(a.actor.getSnapshot().value).toBe('closed');
+    expect(a.actor.getSnapshot().context.error?.code).toBe('DECODE_FAILED');
+    expect(a.pending.rejectedWith[0]?.code).toBe('DECODE_FAILED');
+
+    const b = startConnection();
+    b.transport.send!(handshakeOk);
+    b.actor.send({ type: 'DESTROY' });
+    expect(b.actor.getSnapshot().value).toBe('closed');
+  });
+});
+
+function fakeSocketEvent(id: string): { event: AcceptedSocketEvent; transport: FakeTransport } {
+  const transport = new FakeTransport();
+  return {
+    transport,
+    event: {
+      type: 'SOCKET.ACCEPTED',
+      connectionId: id,
+      input: { id, role: 'server', transport, pending: new FakePending(), handshakeTimeout: 10_000, closeTimeout: 10_000 },
+    },
+  };
+}
+
+function startSupervisor(input: { maxConnections?: number; groupSize?: number; closeTimeout?: number } = {}) {
+  const calls: string[] = [];
+  const port: SupervisorPort = {
+    refuse: (event, code) => calls.push(`refuse:${event.connectionId}:${code}`),
+    stopAccepting: () => calls.push('stopAccepting'),
+    closeAllConnections: (timeout) => calls.push(`closeAll:${timeout}`),
+    destroyAllConnections: () => calls.push('destroyAll'),
+  };
+  const actor = createActor(supervisorMachine, {
+    input: { port, maxConnections: input.maxConnections ?? 100, closeTimeout: input.closeTimeout ?? 10_000, groupSize: input.groupSize },
+  });
+  actors.push(actor);
+  actor.start();
+  return { actor, calls };
+}
+
+describe('supervisor machine', () => {
+  it('spawns one child per accepted socket and reaps it when its connection closes', () => {
+    const { actor } = startSupervisor();
+    const a = fakeSocketEvent('a');
+    const b = fakeSocketEvent('b');
+    actor.send(a.event);
+    actor.send(b.event);
+    expect(Object.keys(actor.getSnapshot().children).sort()).toEqual(['a', 'b']);
+    expect(actor.getSnapshot().context.live).toBe(2);
+    // Connection a closes: its child leaves the supervisor.
+    a.transport.send!({ type: 'TRANSPORT.CLOSED' });
+    expect(Object.keys(actor.getSnapshot().children)).toEqual(['b']);
+    expect(actor.getSnapshot().context.live).toBe(1);
+    expect(a.transport.released).toBe(1);
+  });
+
+  it('refuses past maxConnections with SERVER_FULL', () => {
+    const { actor, calls } = startSupervisor({ maxConnections: 1 });
+    actor.send(fakeSocketEvent('a').event);
+    actor.send(fakeSocketEvent('b').event);
+    expect(calls).toContain('refuse:b:SERVER_FULL');
+    expect(Object.keys(actor.getSnapshot().children)).toEqual(['a']);
+    expect(actor.getSnapshot().context.refused).toBe(1);
+  });
+
+  it('groups connections past groupSize under intermediate supervisors, and stops emptied groups', () => {
+    const { actor } = startSupervisor({ groupSize: 2 });
+    const sockets = ['a', 'b', 'c', 'd', 'e'].map(fakeSocketEvent);
+    for (const s of sockets) actor.send(s.event);
+    const children = actor.getSnapshot().children as Record<string, AnyActorRef>;
+    expect(Object.keys(children).sort()).toEqual(['a', 'b', 'group-0', 'group-1']);
+    expect(Object.keys(children['group-0']!.getSnapshot().children).sort()).toEqual(['c', 'd']);
+    expect(Object.keys(children['group-1']!.getSnapshot().children)).toEqual(['e']);
+    expect(actor.getSnapshot().context.live).toBe(5);
+    sockets[4]!.transport.send!({ type: 'TRANSPORT.CLOSED' });
+    expect(Object.keys(actor.getSnapshot().children).sort()).toEqual(['a', 'b', 'group-0']);
+    expect(actor.getSnapshot().context.live).toBe(4);
+  });
+
+  it('drains on CLOSE: stops accepting, closes connections, ends when the last one is gone', () => {
+    const { actor, calls } = startSupervisor();
+    const a = fakeSocketEvent('a');
+    actor.send(a.event);
+    actor.send({ type: 'CLOSE', timeout: 1234 });
+    expect(actor.getSnapshot().value).toBe('draining');
+    expect(calls).toEqual(['stopAccepting', 'closeAll:1234']);
+    actor.send(fakeSocketEvent('late').event);
+    expect(calls).toContain('refuse:late:CONNECTION_CLOSED');
+    a.transport.send!({ type: 'TRANSPORT.CLOSED' });
+    expect(actor.getSnapshot().value).toBe('closed');
+    expect(actor.getSnapshot().status).toBe('done');
+  });
+
+  it('cuts off connections still open after the close timeout', async () => {
+    const { actor, calls } = startSupervisor();
+    actor.send(fakeSocketEvent('a').event);
+    actor.send({ type: 'CLOSE', timeout: 30 });
+    await new Promise((r) => setTimeout(r, 80));
+    expect(calls).toContain('destroyAll');
+  });
+});
