@@ -6,7 +6,7 @@ import { connectionMachine, type ConnectionInput } from './connection.machine.js
  *
  * listening → draining → closed. It spawns one `connection` child per accepted socket, reaps
  * the child when its machine reaches `closed`, refuses sockets past `maxConnections` with
- * SERVER_FULL, and drives graceful shutdown (stop accepting, ask every connection to close,
+ * SERVER_FULL, refuses peers the server's access policy denied, and drives graceful shutdown (stop accepting, ask every connection to close,
  * cut off stragglers after the close timeout).
  *
  * Spawning into one XState parent copies its `children` object, so a spawn costs time in
@@ -22,8 +22,8 @@ import { connectionMachine, type ConnectionInput } from './connection.machine.js
 
 /** What the supervisor needs from the server around it. */
 export interface SupervisorPort {
-  /** Answer a socket with a REJECT (SERVER_FULL while full, CONNECTION_CLOSED while draining) and close it. */
-  refuse(accepted: AcceptedSocketEvent, code: 'SERVER_FULL' | 'CONNECTION_CLOSED'): void;
+  /** Answer a socket with a REJECT and close it. */
+  refuse(accepted: AcceptedSocketEvent, code: RefusalCode): void;
   stopAccepting(): void;
   /** Ask every live connection to close gracefully (each gets `timeout` ms). */
   closeAllConnections(timeout: number): void;
@@ -31,11 +31,18 @@ export interface SupervisorPort {
   destroyAllConnections(): void;
 }
 
+export type RefusalCode = 'SERVER_FULL' | 'ACCESS_DENIED' | 'CONNECTION_CLOSED';
+
 /** The server reports each accepted socket with the input for its connection machine. */
 export interface AcceptedSocketEvent {
   type: 'SOCKET.ACCEPTED';
   connectionId: string;
   input: ConnectionInput;
+  /**
+   * Set when the server's access policy (allow-list, per-uid limit) already refused this peer;
+   * decided in plain code so that user predicates never run inside a transition.
+   */
+  refusal?: 'ACCESS_DENIED' | 'SERVER_FULL';
 }
 
 
@@ -119,6 +126,7 @@ export const supervisorMachine = setup({
   },
   guards: {
     atCapacity: ({ context }) => context.live >= context.maxConnections,
+    refusedByPolicy: ({ event }) => event.type === 'SOCKET.ACCEPTED' && event.refusal !== undefined,
     allConnectionsEnded: ({ context }) => context.live === 0,
   },
   actions: {
@@ -142,6 +150,9 @@ export const supervisorMachine = setup({
       enqueue.sendTo(groupId, { type: 'CONNECTION.ADD', connectionId: event.connectionId, input: event.input });
       enqueue.assign({ groups, nextGroup, live: context.live + 1, accepted: context.accepted + 1 });
     }),
+    refuseByPolicy: ({ context, event }) => {
+      if (event.type === 'SOCKET.ACCEPTED' && event.refusal !== undefined) context.port.refuse(event, event.refusal);
+    },
     refuseServerFull: ({ context, event }) => {
       if (event.type === 'SOCKET.ACCEPTED') context.port.refuse(event, 'SERVER_FULL');
     },
@@ -200,6 +211,7 @@ export const supervisorMachine = setup({
     listening: {
       on: {
         'SOCKET.ACCEPTED': [
+          { guard: 'refusedByPolicy', actions: ['refuseByPolicy', 'countRefused'] },
           { guard: 'atCapacity', actions: ['refuseServerFull', 'countRefused'] },
           { actions: 'spawnConnection' },
         ],

@@ -9,6 +9,7 @@ import { FrameKind, HandshakeKind, PROTOCOL_VERSION } from './wire/constants.js'
 import { encodeFrame, decodeBody } from './wire/codec.js';
 import { FrameDecoder } from './wire/framing.js';
 import { HandshakeReader, encodeHandshake, encodeReject, versionMismatch } from './wire/handshake.js';
+import { unwatch, watch, type Watched } from './watchdog.js';
 
 /**
  * The plain-code half of a connection: socket I/O, the handshake bytes, framing, the
@@ -23,7 +24,17 @@ export interface CoreOptions {
   maxMessageSize: number;
   replyTimeout: number;
   checksum: boolean;
+  /** A started frame must be complete within this many ms. */
+  frameTimeout: number;
+  /** User sends wait while more than this many bytes are queued on the socket. */
+  maxWriteBuffer: number;
+  /** Probe a silent peer every `interval` ms; close if it does not answer within `timeout` ms. */
+  keepalive: { interval: number; timeout: number } | undefined;
 }
+
+/** Why reading from the socket is paused (bit flags: either reason keeps it paused). */
+const PAUSED_FOR_READER = 1;
+const PAUSED_FOR_WRITES = 2;
 
 /** Incoming messages queued beyond this pause reading from the socket until the reader catches up. */
 const INCOMING_HIGH_WATER = 256;
@@ -45,7 +56,7 @@ interface InFlight {
   abort(reason: unknown): void;
 }
 
-export class ConnectionCore implements ConnectionTransport {
+export class ConnectionCore implements ConnectionTransport, Watched {
   phase: ConnectionState = 'handshake';
   readonly pending: PendingReplies;
   readonly stats: ConnectionStats = { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, lateReplies: 0, unhandledTells: 0 };
@@ -65,7 +76,17 @@ export class ConnectionCore implements ConnectionTransport {
   private checksum = false;
   private sendLimit: number;
   private corked = false;
-  private readingPaused = false;
+  private readingPaused = 0;
+  /** Senders waiting for the socket's write buffer to fall under maxWriteBuffer. */
+  private roomWaiters: Array<{ resolve(): void; reject(error: unknown): void }> = [];
+  // Watchdog bookkeeping (see watchdogTick).
+  private watchedFrame = -1;
+  private frameSince = 0;
+  private lastBytesIn = 0;
+  private lastHeard = 0;
+  private pingSentAt = -1;
+  private lastBytesWritten = 0;
+  private writeStalledSince = 0;
   private peerSaidGoodbye = false;
   private weSaidGoodbye = false;
   private watchingDrain = false;
@@ -84,11 +105,9 @@ export class ConnectionCore implements ConnectionTransport {
     this.pending = new PendingReplies((id) => this.writeControl(FrameKind.CANCEL, id));
     // Listen for errors from the start: an 'error' with no listener would crash the process.
     socket.on('error', (error) => (this.socketError ??= error));
+    socket.on('drain', () => this.onDrain());
     this.incoming.onTake = () => {
-      if (this.readingPaused && this.incoming.size <= INCOMING_LOW_WATER) {
-        this.readingPaused = false;
-        this.socket.resume();
-      }
+      if (this.readingPaused & PAUSED_FOR_READER && this.incoming.size <= INCOMING_LOW_WATER) this.resumeReading(PAUSED_FOR_READER);
     };
   }
 
@@ -133,14 +152,122 @@ export class ConnectionCore implements ConnectionTransport {
     if (this.released) return;
     this.released = true;
     this.send = undefined;
+    unwatch(this);
     this.decoder?.stop();
     const reason = this.closeReason ?? connectionClosedError();
     for (const item of this.inFlight.values()) item.abort(reason);
     this.inFlight.clear();
     this.pending.rejectAll(reason.code === 'CONNECTION_CLOSED' ? reason : connectionClosedError(reason));
     this.incoming.end();
+    for (const waiter of this.roomWaiters.splice(0)) waiter.reject(connectionClosedError(reason));
     if (!this.socket.destroyed) this.socket.destroy();
     this.setPhase('closed');
+  }
+
+  // ── Slow deadlines, checked by the process-wide watchdog ─────────────────────────────────
+
+  watchdogTick(now: number): void {
+    const decoder = this.decoder;
+    if (decoder === undefined || this.released) return;
+    // A frame must not take longer than frameTimeout once its first byte arrived (slowloris).
+    if (decoder.inFrame) {
+      if (this.watchedFrame !== decoder.framesDelivered) {
+        this.watchedFrame = decoder.framesDelivered;
+        this.frameSince = now;
+      } else if (now - this.frameSince > this.options.frameTimeout) {
+        this.fail(new ConverseError('FRAME_TIMEOUT', `The peer started a frame and did not finish it within ${this.options.frameTimeout} ms (frameTimeout). The connection was closed.`));
+        return;
+      }
+    } else {
+      this.watchedFrame = -1;
+    }
+    // A peer that leaves our data unread: the buffer stays over the limit with no progress.
+    if (this.socket.writableLength > this.options.maxWriteBuffer) {
+      if (this.socket.bytesWritten !== this.lastBytesWritten) {
+        this.lastBytesWritten = this.socket.bytesWritten;
+        this.writeStalledSince = now;
+      } else if (now - this.writeStalledSince > this.options.frameTimeout) {
+        this.fail(new ConverseError('PEER_NOT_READING', `The peer has not read anything for ${this.options.frameTimeout} ms while ${this.socket.writableLength} bytes wait for it. The connection was closed.`));
+        return;
+      }
+    } else {
+      this.writeStalledSince = now;
+    }
+    const keepalive = this.options.keepalive;
+    if (keepalive !== undefined) {
+      if (this.stats.bytesIn !== this.lastBytesIn) {
+        this.lastBytesIn = this.stats.bytesIn;
+        this.lastHeard = now;
+        this.pingSentAt = -1;
+      } else if (this.pingSentAt < 0) {
+        if (now - this.lastHeard >= keepalive.interval) {
+          this.pingSentAt = now;
+          this.writeControl(FrameKind.PING);
+        }
+      } else if (now - this.pingSentAt >= keepalive.timeout) {
+        this.fail(
+          connectionClosedError(new Error(`the peer did not answer a keepalive probe within ${keepalive.timeout} ms (it may be stopped or hung)`)),
+        );
+      }
+    }
+  }
+
+  private pauseReading(reason: number): void {
+    if (this.readingPaused === 0) this.socket.pause();
+    this.readingPaused |= reason;
+  }
+
+  private resumeReading(reason: number): void {
+    if ((this.readingPaused & reason) === 0) return;
+    this.readingPaused &= ~reason;
+    if (this.readingPaused === 0 && !this.released) this.socket.resume();
+  }
+
+  private onDrain(): void {
+    this.resumeReading(PAUSED_FOR_WRITES);
+    if (this.roomWaiters.length > 0) {
+      for (const waiter of this.roomWaiters.splice(0)) waiter.resolve();
+    }
+  }
+
+  /** Resolves when user sends may go ahead: the write buffer is under maxWriteBuffer. */
+  private whenWritable(timeout: number, signal: AbortSignal | undefined, type: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const index = this.roomWaiters.indexOf(waiter);
+        if (index >= 0) this.roomWaiters.splice(index, 1);
+        reject(
+          new ConverseError(
+            'TIMEOUT',
+            `"${type}" could not be sent within ${timeout} ms: over ${this.options.maxWriteBuffer} bytes (maxWriteBuffer) are waiting for the peer to read them.`,
+          ),
+        );
+      }, timeout);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        const index = this.roomWaiters.indexOf(waiter);
+        if (index >= 0) this.roomWaiters.splice(index, 1);
+        reject(abortedError(type, signal!));
+      };
+      const waiter = {
+        resolve: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (error: unknown) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.roomWaiters.push(waiter);
+    });
+  }
+
+  private get writeBufferFull(): boolean {
+    return this.socket.writableLength >= this.options.maxWriteBuffer;
   }
 
   /** Called from the actor's snapshot subscription. */
@@ -239,6 +366,8 @@ export class ConnectionCore implements ConnectionTransport {
       (body) => this.onFrame(body),
       (error) => this.fail(error),
     );
+    this.lastHeard = performance.now();
+    watch(this);
     this.report({ type: 'TRANSPORT.HANDSHAKE_SUCCEEDED', checksum: this.checksum, peerMaxMessageSize, peerVersion });
   }
 
@@ -283,6 +412,11 @@ export class ConnectionCore implements ConnectionTransport {
       this.dispatch(message[1], -1);
       return;
     }
+    if (kind === FrameKind.PING) {
+      this.writeControl(FrameKind.PONG);
+      return;
+    }
+    if (kind === FrameKind.PONG) return; // any incoming bytes already count as a sign of life
     const id = message[1];
     if (kind !== FrameKind.GOODBYE && (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0xffffffff)) {
       this.fail(protocolError(`frame kind ${kind} needs a uint32 id`));
@@ -370,10 +504,7 @@ export class ConnectionCore implements ConnectionTransport {
     const message = new IncomingMessageImpl(this, event as { type: string }, id);
     if (id >= 0) this.inFlight.set(id, message);
     this.incoming.push(message);
-    if (!this.readingPaused && this.incoming.size >= INCOMING_HIGH_WATER) {
-      this.readingPaused = true;
-      this.socket.pause();
-    }
+    if (this.incoming.size >= INCOMING_HIGH_WATER) this.pauseReading(PAUSED_FOR_READER);
   }
 
   private finishHandler(id: number, type: string, ctx: HandlerContextImpl, value: unknown, error: unknown, threw: boolean): void {
@@ -427,11 +558,26 @@ export class ConnectionCore implements ConnectionTransport {
   // ── Bytes out ───────────────────────────────────────────────────────────────────────────
 
   ask(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
+    if (this.writeBufferFull && this.phase === 'active') {
+      // Wait for room rather than grow the socket's buffer without bound; the wait counts
+      // against the ask's timeout.
+      const timeout = options?.timeout ?? this.options.replyTimeout;
+      const started = performance.now();
+      return this.whenWritable(timeout, options?.signal, event?.type).then(() =>
+        this.startAsk(event, { signal: options?.signal, timeout: Math.max(0, timeout - (performance.now() - started)) }),
+      );
+    }
     try {
       return this.startAsk(event, options);
     } catch (error) {
       return Promise.reject(error);
     }
+  }
+
+  /** For `send`: resolves when a user send may be written now (see `ask`). */
+  waitForRoom(options: AskOptions | undefined, type: string): Promise<void> | undefined {
+    if (!this.writeBufferFull || this.phase !== 'active') return undefined;
+    return this.whenWritable(options?.timeout ?? this.options.replyTimeout, options?.signal, type);
   }
 
   /**
@@ -467,6 +613,9 @@ export class ConnectionCore implements ConnectionTransport {
 
   tell(event: { type: string }): Promise<void> {
     if (this.phase !== 'active') return Promise.reject(this.unavailable());
+    if (this.writeBufferFull) {
+      return this.whenWritable(this.options.replyTimeout, undefined, event?.type).then(() => this.tell(event));
+    }
     if (typeof event !== 'object' || event === null || typeof event.type !== 'string') {
       return Promise.reject(new ConverseError('INVALID_ARGUMENT', 'A message must be an object with a string "type".'));
     }
@@ -547,6 +696,9 @@ export class ConnectionCore implements ConnectionTransport {
     this.stats.messagesOut++;
     this.stats.bytesOut += frame.length;
     socket.write(frame);
+    // Over the limit (replies to a peer that asks faster than it reads): stop reading its asks
+    // until it catches up, so it cannot make us buffer without bound.
+    if (socket.writableLength > this.options.maxWriteBuffer) this.pauseReading(PAUSED_FOR_WRITES);
   }
 
   /** @internal */

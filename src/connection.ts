@@ -88,6 +88,8 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
     event: { type: K } & MessageFields<Remote, K>,
     options?: AskOptions,
   ): Promise<{ reply: Promise<ReplyOf<Remote, K>> }> {
+    const room = this.core.waitForRoom(options, (event as { type: string })?.type);
+    if (room !== undefined) await room;
     // Throws (rejecting the outer promise) when the message cannot be sent at all.
     const reply = this.core.startAsk(event, options) as Promise<ReplyOf<Remote, K>>;
     // Mark it handled: awaiting `reply` still sees the rejection.

@@ -28,6 +28,10 @@ export const ErrorCodes = {
   CONNECT_FAILED: 'CONNECT_FAILED',
   /** The peer broke the wire protocol after the handshake (unknown frame kind, bad envelope). */
   PROTOCOL_ERROR: 'PROTOCOL_ERROR',
+  /** The peer started a frame and did not finish it within `frameTimeout` (a slowloris peer). */
+  FRAME_TIMEOUT: 'FRAME_TIMEOUT',
+  /** The peer stopped reading: the data waiting for it passed the write-buffer limit. */
+  PEER_NOT_READING: 'PEER_NOT_READING',
   /** An argument to a library call is invalid (a programming error on this side). */
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
 } as const;

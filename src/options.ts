@@ -1,9 +1,12 @@
 import type { InspectionEvent, Observer } from 'xstate';
 import { ConverseError } from './errors.js';
+import type { PeerCredentials } from './transport/peer-credentials.js';
 import type { Handlers } from './types.js';
 import {
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_CONNECT_TIMEOUT,
+  DEFAULT_FRAME_TIMEOUT,
+  DEFAULT_MAX_WRITE_BUFFER,
   DEFAULT_HANDSHAKE_TIMEOUT,
   DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_REPLY_TIMEOUT,
@@ -28,6 +31,24 @@ export interface ConversationOptions<Local, Remote> {
   closeTimeout?: number;
   /** An XState inspection observer attached to every actor (supervisor and connections). */
   inspect?: InspectOption;
+  /**
+   * Once the first byte of a frame has arrived, the whole frame must arrive within this many ms,
+   * or the connection is closed with FRAME_TIMEOUT (a defence against slowloris peers). The same
+   * limit applies to a peer that leaves our data unread (PEER_NOT_READING). @default 30000
+   */
+  frameTimeout?: number;
+  /**
+   * When more than this many bytes wait in the socket's buffer for the peer to read them, `ask`,
+   * `send` and `tell` wait for room (up to their timeout) and reading the peer's asks pauses.
+   * @default 8388608 (8 MiB)
+   */
+  maxWriteBuffer?: number;
+  /**
+   * Detect a peer that stopped answering (a stopped or hung process): after `interval` ms
+   * without hearing from it, send a probe; if nothing arrives within `timeout` ms more, close the
+   * connection (pending asks get CONNECTION_CLOSED). Off by default.
+   */
+  keepalive?: { interval: number; timeout?: number };
 }
 
 export interface ListenOptions<Local, Remote> extends ConversationOptions<Local, Remote> {
@@ -37,11 +58,27 @@ export interface ListenOptions<Local, Remote> extends ConversationOptions<Local,
   backlog?: number;
   /** File mode of the socket file. The default lets only this user connect. @default 0o600 */
   socketMode?: number;
+  /**
+   * Decide per peer, from its kernel-reported credentials, whether it may connect. Refused peers
+   * get ACCESS_DENIED. A predicate that throws refuses. With `allow` or `allowUids` set and no
+   * credentials available on this platform, every peer is refused (fail closed).
+   */
+  allow?: (peer: PeerCredentials) => boolean;
+  /** Only these uids may connect (checked with `allow` when both are given: both must pass). */
+  allowUids?: readonly number[];
+  /** At most this many live connections per uid; past it a peer gets SERVER_FULL. @default 1024 */
+  maxConnectionsPerUid?: number;
 }
 
 export interface ConnectOptions<Local, Remote> extends ConversationOptions<Local, Remote> {
   /** Keep retrying a busy or restarting server (EAGAIN, ECONNREFUSED) for this long, ms. @default 5000 */
   connectTimeout?: number;
+  /**
+   * Require the server process to run as this uid (from the kernel, before anything is sent), so
+   * a process that grabbed the name first cannot impersonate the daemon. Fails closed with
+   * ACCESS_DENIED where credentials are unavailable.
+   */
+  expectServerUid?: number;
 }
 
 export interface ResolvedOptions {
@@ -53,6 +90,9 @@ export interface ResolvedOptions {
   closeTimeout: number;
   connectTimeout: number;
   maxConnections: number;
+  frameTimeout: number;
+  maxWriteBuffer: number;
+  keepalive: { interval: number; timeout: number } | undefined;
 }
 
 export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions<any, any>): ResolvedOptions {
@@ -65,9 +105,19 @@ export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions
     closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
     connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
     maxConnections: options.maxConnections ?? 4096,
+    frameTimeout: options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT,
+    maxWriteBuffer: options.maxWriteBuffer ?? DEFAULT_MAX_WRITE_BUFFER,
+    keepalive:
+      options.keepalive === undefined
+        ? undefined
+        : { interval: options.keepalive.interval, timeout: options.keepalive.timeout ?? options.keepalive.interval },
   };
   positiveInteger('maxMessageSize', resolved.maxMessageSize, 0xffffffff);
-  for (const key of ['replyTimeout', 'handshakeTimeout', 'closeTimeout', 'connectTimeout'] as const) {
+  positiveInteger('maxWriteBuffer', resolved.maxWriteBuffer, Number.MAX_SAFE_INTEGER);
+  if (resolved.keepalive !== undefined && !(resolved.keepalive.interval > 0 && resolved.keepalive.timeout > 0)) {
+    throw new ConverseError('INVALID_ARGUMENT', 'keepalive.interval and keepalive.timeout must be positive numbers of milliseconds.');
+  }
+  for (const key of ['replyTimeout', 'handshakeTimeout', 'closeTimeout', 'connectTimeout', 'frameTimeout'] as const) {
     const value = resolved[key];
     if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
       throw new ConverseError('INVALID_ARGUMENT', `${key} must be a non-negative number of milliseconds (got ${String(value)}).`);

@@ -2,17 +2,29 @@ import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
 import { nanoid } from 'nanoid';
 import { createActor, waitFor } from 'xstate';
-import { supervisorMachine, type AcceptedSocketEvent, type SupervisorActorRef, type SupervisorPort } from '../machines/supervisor.machine.js';
+import {
+  supervisorMachine,
+  type AcceptedSocketEvent,
+  type RefusalCode,
+  type SupervisorActorRef,
+  type SupervisorPort,
+} from '../machines/supervisor.machine.js';
 import { AsyncQueue } from './async-queue.js';
 import { ConnectionCore, SharedFrame } from './connection-core.js';
 import { Connection } from './connection.js';
 import { ConverseError } from './errors.js';
 import { resolveOptions, type ListenOptions, type ResolvedOptions } from './options.js';
 import { bindListener, type BoundListener } from './transport/listener.js';
-import { readPeerCredentials } from './transport/peer-credentials.js';
+import { readPeerCredentials, type PeerCredentials } from './transport/peer-credentials.js';
 import type { EventOf, MessageFields, MessageType } from './types.js';
 import { FrameKind } from './wire/constants.js';
 import { encodeReject } from './wire/handshake.js';
+
+interface AccessPolicy {
+  allow: ((peer: PeerCredentials) => boolean) | undefined;
+  allowUids: ReadonlySet<number> | undefined;
+  maxConnectionsPerUid: number;
+}
 
 /** How long a refused socket may linger after its REJECT before it is cut off. */
 const REFUSED_LINGER_MS = 1000;
@@ -27,7 +39,11 @@ export async function listen<ServerApi = any, ClientApi = any>(
 ): Promise<Server<ServerApi, ClientApi>> {
   const resolved = resolveOptions(options);
   const bound = await bindListener(name, { backlog: options.backlog, socketMode: options.socketMode });
-  return new Server<ServerApi, ClientApi>(name, bound, resolved, options.inspect);
+  return new Server<ServerApi, ClientApi>(name, bound, resolved, options.inspect, {
+    allow: options.allow,
+    allowUids: options.allowUids === undefined ? undefined : new Set(options.allowUids),
+    maxConnectionsPerUid: options.maxConnectionsPerUid ?? 1024,
+  });
 }
 
 export interface ServerEvents<ServerApi, ClientApi> {
@@ -54,6 +70,8 @@ export class Server<ServerApi = any, ClientApi = any>
   private readonly cores = new Map<string, ConnectionCore>();
   private readonly acceptQueue = new AsyncQueue<Connection<ServerApi, ClientApi>>();
   private closing: Promise<void> | undefined;
+  /** Live connections per peer uid, for maxConnectionsPerUid. */
+  private readonly perUid = new Map<number, number>();
 
   /** @internal Use `listen()`. */
   constructor(
@@ -61,6 +79,7 @@ export class Server<ServerApi = any, ClientApi = any>
     private readonly bound: BoundListener,
     private readonly options: ResolvedOptions,
     inspect: ListenOptions<ServerApi, ClientApi>['inspect'],
+    private readonly access: AccessPolicy,
   ) {
     super();
     this.name = name;
@@ -158,9 +177,16 @@ export class Server<ServerApi = any, ClientApi = any>
       maxMessageSize: this.options.maxMessageSize,
       replyTimeout: this.options.replyTimeout,
       checksum: this.options.checksum,
+      frameTimeout: this.options.frameTimeout,
+      maxWriteBuffer: this.options.maxWriteBuffer,
+      keepalive: this.options.keepalive,
     });
-    const connection = new Connection<ServerApi, ClientApi>(core, id, readPeerCredentials(socket));
+    const peer = readPeerCredentials(socket);
+    const connection = new Connection<ServerApi, ClientApi>(core, id, peer);
     this.cores.set(id, core);
+    const refusal = this.checkAccess(peer);
+    const uid = refusal === undefined ? peer.uid : undefined;
+    if (uid !== undefined) this.perUid.set(uid, (this.perUid.get(uid) ?? 0) + 1);
     core.onPhase = (phase) => {
       if (phase === 'active') {
         this.live.set(id, connection);
@@ -168,6 +194,11 @@ export class Server<ServerApi = any, ClientApi = any>
         this.emit('connection', connection);
       } else if (phase === 'closed') {
         this.cores.delete(id);
+        if (uid !== undefined) {
+          const left = this.perUid.get(uid)! - 1;
+          if (left > 0) this.perUid.set(uid, left);
+          else this.perUid.delete(uid);
+        }
         if (this.live.delete(id)) this.acceptQueue.remove((c) => c === connection);
         if (core.closeReason !== undefined && core.closeReason.code !== 'CONNECTION_CLOSED') {
           this.emit('connectionError', core.closeReason, connection);
@@ -177,6 +208,7 @@ export class Server<ServerApi = any, ClientApi = any>
     return {
       type: 'SOCKET.ACCEPTED',
       connectionId: id,
+      refusal,
       input: {
         id,
         role: 'server',
@@ -188,15 +220,37 @@ export class Server<ServerApi = any, ClientApi = any>
     };
   }
 
-  private refuse(event: AcceptedSocketEvent, code: 'SERVER_FULL' | 'CONNECTION_CLOSED'): void {
+  /** The access policy, in plain code (user predicates never run inside a transition). */
+  private checkAccess(peer: PeerCredentials): 'ACCESS_DENIED' | 'SERVER_FULL' | undefined {
+    const { allow, allowUids, maxConnectionsPerUid } = this.access;
+    if (allow !== undefined || allowUids !== undefined) {
+      if (peer.uid === undefined) return 'ACCESS_DENIED'; // fail closed: we cannot tell who it is
+      if (allowUids !== undefined && !allowUids.has(peer.uid)) return 'ACCESS_DENIED';
+      if (allow !== undefined) {
+        try {
+          if (allow(peer) !== true) return 'ACCESS_DENIED';
+        } catch {
+          return 'ACCESS_DENIED';
+        }
+      }
+    }
+    if (peer.uid !== undefined && (this.perUid.get(peer.uid) ?? 0) >= maxConnectionsPerUid) return 'SERVER_FULL';
+    return undefined;
+  }
+
+  private refuse(event: AcceptedSocketEvent, code: RefusalCode): void {
     const core = this.cores.get(event.connectionId);
     if (core === undefined) return;
     this.cores.delete(event.connectionId);
     const socket = core.socket;
     const message =
-      code === 'SERVER_FULL'
-        ? `the server is at its limit of ${this.options.maxConnections} connections`
-        : 'the server is shutting down';
+      event.refusal === 'SERVER_FULL'
+        ? `this user already has ${this.access.maxConnectionsPerUid} connections (maxConnectionsPerUid)`
+        : code === 'SERVER_FULL'
+          ? `the server is at its limit of ${this.options.maxConnections} connections`
+          : code === 'ACCESS_DENIED'
+            ? `this peer (uid ${(core.facade as Connection).peer.uid ?? 'unknown'}) is not allowed to connect`
+            : 'the server is shutting down';
     socket.on('error', () => {});
     socket.resume(); // discard the client's HELLO so the close completes
     socket.end(encodeReject(code, message, this.options.maxMessageSize));

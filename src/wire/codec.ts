@@ -75,10 +75,19 @@ function prepare(value: unknown, depth: number, path: string): unknown {
     }
     return value;
   }
-  if (depth > MAX_NESTING_DEPTH) {
+  if (ArrayBuffer.isView(value)) return value;
+  if (value instanceof Date) {
+    // msgpackr would write an invalid Date as a 1-byte timestamp, which is not valid MessagePack.
+    if (Number.isNaN(value.getTime())) throw encodeError(`${path} is an invalid Date`);
+    return value;
+  }
+  // `depth` counts the containers around `value`. The receiver's scan counts every array and map
+  // as one level and a Map or Set as two (its tag and its array); count the same way here, so that
+  // whatever this side encodes the peer can decode.
+  const levels = value instanceof Map || value instanceof Set ? 2 : 1;
+  if (depth + levels > MAX_NESTING_DEPTH) {
     throw encodeError(`${path} is nested deeper than ${MAX_NESTING_DEPTH} levels (or the value has a cycle)`);
   }
-  if (ArrayBuffer.isView(value) || value instanceof Date) return value;
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
@@ -95,14 +104,14 @@ function prepare(value: unknown, depth: number, path: string): unknown {
     const flat: unknown[] = new Array(value.size * 2);
     let i = 0;
     for (const [k, v] of value) {
-      flat[i++] = prepare(k, depth + 1, `${path}<key>`);
-      flat[i++] = prepare(v, depth + 1, `${path}<value>`);
+      flat[i++] = prepare(k, depth + 2, `${path}<key>`);
+      flat[i++] = prepare(v, depth + 2, `${path}<value>`);
     }
     return new WireMap(flat);
   }
   if (value instanceof Set) {
     const members: unknown[] = [];
-    for (const m of value) members.push(prepare(m, depth + 1, `${path}<member>`));
+    for (const m of value) members.push(prepare(m, depth + 2, `${path}<member>`));
     return new WireSet(members);
   }
   if (value instanceof Error || value instanceof RegExp || value instanceof Promise) {
@@ -110,6 +119,8 @@ function prepare(value: unknown, depth: number, path: string): unknown {
   }
   let copy: Record<string, unknown> | undefined;
   for (const key in value) {
+    // The receiver refuses a "__proto__" key (it would be renamed or pollute a prototype).
+    if (key === '__proto__') throw encodeError(`${path} has a "__proto__" key, which cannot be sent`);
     const item = (value as Record<string, unknown>)[key];
     const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, `${path}.${key}`) : checkLeaf(item, path, key);
     if (prepared !== item) {

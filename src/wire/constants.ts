@@ -32,6 +32,10 @@ export const FrameKind = {
   ERROR: 3,
   CANCEL: 4,
   GOODBYE: 5,
+  /** Keepalive probe: [6]. Answered at once with PONG. */
+  PING: 6,
+  /** Keepalive answer: [7]. */
+  PONG: 7,
 } as const;
 
 /** Length prefix markers (the same scheme as the Rust crate's async-io-typed lineage). */
@@ -49,6 +53,10 @@ export const DEFAULT_REPLY_TIMEOUT = 5000;
 export const DEFAULT_HANDSHAKE_TIMEOUT = 5000;
 export const DEFAULT_CONNECT_TIMEOUT = 5000;
 export const DEFAULT_CLOSE_TIMEOUT = 5000;
+/** A frame (once its first byte arrived) must be complete within this many ms. */
+export const DEFAULT_FRAME_TIMEOUT = 30_000;
+/** User sends wait while this many bytes are queued on the socket. */
+export const DEFAULT_MAX_WRITE_BUFFER = 8 * 1024 * 1024;
 /** Deepest nesting of arrays/maps/extensions accepted in one message (msgpackr decodes recursively). */
 export const MAX_NESTING_DEPTH = 100;
 

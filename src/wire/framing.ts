@@ -26,6 +26,8 @@ export class FrameDecoder {
   private body: Buffer | undefined;
   private bodyFill = 0;
   private expectedChecksum = 0;
+  /** Frames delivered so far: with `inFrame`, lets a watchdog tell a stalled frame from a new one. */
+  framesDelivered = 0;
 
   constructor(
     private readonly maxMessageSize: number,
@@ -144,6 +146,7 @@ export class FrameDecoder {
         return false;
       }
     }
+    this.framesDelivered++;
     this.onFrame(body);
     return this.state !== FAILED;
   }

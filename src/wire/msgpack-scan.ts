@@ -70,15 +70,22 @@ export function scanMessagePack(buf: Uint8Array, start: number, end: number, max
           break;
         }
         case 0xc5: // bin 16
-        case 0xda: // str 16
+        case 0xda: { // str 16
           if (pos + 2 > end) return 'the value is truncated';
-          pos += 2 + ((buf[pos]! << 8) | buf[pos + 1]!);
+          const len = (buf[pos]! << 8) | buf[pos + 1]!;
+          // A non-minimal encoding must not smuggle the key past the check above.
+          if (b === 0xda && isKey && len === 9 && isProtoKey(buf, pos + 2)) return 'a map key is "__proto__"';
+          pos += 2 + len;
           break;
+        }
         case 0xc6: // bin 32
-        case 0xdb: // str 32
+        case 0xdb: { // str 32
           if (pos + 4 > end) return 'the value is truncated';
-          pos += 4 + readU32(buf, pos);
+          const len = readU32(buf, pos);
+          if (b === 0xdb && isKey && len === 9 && isProtoKey(buf, pos + 4)) return 'a map key is "__proto__"';
+          pos += 4 + len;
           break;
+        }
         case 0xc7: { // ext 8: only the 12-byte timestamp
           if (pos + 2 > end) return 'the value is truncated';
           const len = buf[pos]!;
@@ -154,6 +161,9 @@ export function scanMessagePack(buf: Uint8Array, start: number, end: number, max
       depth++;
       remaining = open;
       inMap = openIsMap;
+    } else if (open === 0 && depth >= maxDepth) {
+      // An empty container is a level too (the encoder counts it so).
+      return `nesting is deeper than ${maxDepth} levels`;
     }
   }
   if (pos !== end) return `${end - pos} bytes follow the value`;
