@@ -10,6 +10,7 @@ import { encodeFrame, decodeBody } from './wire/codec.js';
 import { FrameDecoder } from './wire/framing.js';
 import { HandshakeReader, encodeHandshake, encodeReject, versionMismatch } from './wire/handshake.js';
 import { unwatch, watch, type Watched } from './watchdog.js';
+import { channels } from './diagnostics.js';
 
 /**
  * The plain-code half of a connection: socket I/O, the handshake bytes, framing, the
@@ -30,6 +31,8 @@ export interface CoreOptions {
   maxWriteBuffer: number;
   /** Probe a silent peer every `interval` ms; close if it does not answer within `timeout` ms. */
   keepalive: { interval: number; timeout: number } | undefined;
+  /** The library's own handlers for reserved `$…` message types (introspection). */
+  internalHandlers?: Record<string, (event: any, ctx: any) => unknown>;
 }
 
 /** Why reading from the socket is paused (bit flags: either reason keeps it paused). */
@@ -102,7 +105,12 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     readonly options: CoreOptions,
   ) {
     this.sendLimit = options.maxMessageSize;
-    this.pending = new PendingReplies((id) => this.writeControl(FrameKind.CANCEL, id));
+    this.pending = new PendingReplies(
+      (id) => this.writeControl(FrameKind.CANCEL, id),
+      (id, ask, error) => {
+        if (channels.askError.hasSubscribers) channels.askError.publish({ connection: this.facade, id, type: ask.type, error });
+      },
+    );
     // Listen for errors from the start: an 'error' with no listener would crash the process.
     socket.on('error', (error) => (this.socketError ??= error));
     socket.on('drain', () => this.onDrain());
@@ -153,6 +161,8 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     this.released = true;
     this.send = undefined;
     unwatch(this);
+    // Reasons the machine found itself (handshake or close timeout) are in its context.
+    this.closeReason ??= (this.actor?.getSnapshot() as { context?: { error?: ConverseError } } | undefined)?.context?.error;
     this.decoder?.stop();
     const reason = this.closeReason ?? connectionClosedError();
     for (const item of this.inFlight.values()) item.abort(reason);
@@ -273,8 +283,15 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   /** Called from the actor's snapshot subscription. */
   setPhase(phase: ConnectionState): void {
     if (this.phase === phase || this.phase === 'closed') return;
+    const previous = this.phase;
     this.phase = phase;
+    if (phase === 'active' && previous === 'handshake' && channels.connectionOpen.hasSubscribers) {
+      channels.connectionOpen.publish({ connection: this.facade });
+    }
     if (phase === 'closed') {
+      if (previous !== 'handshake' && channels.connectionClose.hasSubscribers) {
+        channels.connectionClose.publish({ connection: this.facade, error: this.closeReason });
+      }
       this.resolveClosed();
     }
     this.onPhase?.(phase);
@@ -429,6 +446,7 @@ export class ConnectionCore implements ConnectionTransport, Watched {
           this.stats.lateReplies++;
           return;
         }
+        if (channels.askEnd.hasSubscribers) channels.askEnd.publish({ connection: this.facade, id, type: ask.type });
         ask.resolve(message[2]);
         if (this.watchingDrain) this.checkDrained();
         return;
@@ -439,7 +457,9 @@ export class ConnectionCore implements ConnectionTransport, Watched {
           this.stats.lateReplies++;
           return;
         }
-        ask.reject(errorFromWire(message[2], ask.type));
+        const error = errorFromWire(message[2], ask.type);
+        if (channels.askError.hasSubscribers) channels.askError.publish({ connection: this.facade, id, type: ask.type, error });
+        ask.reject(error);
         if (this.watchingDrain) this.checkDrained();
         return;
       }
@@ -471,6 +491,12 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       this.writeError(id, 'CONNECTION_CLOSED', `The ask "${type}" was sent after GOODBYE; the connection is closing.`);
       return;
     }
+    // Reserved "$…" types (introspection) go to the library's own handlers, if any.
+    const internal = this.options.internalHandlers;
+    if (internal !== undefined && type.charCodeAt(0) === 0x24 && Object.hasOwn(internal, type)) {
+      this.runHandler(internal[type]!, event, id, type);
+      return;
+    }
     const handlers = this.options.handlers;
     if (handlers !== undefined) {
       const handler = Object.hasOwn(handlers, type) ? handlers[type] : undefined;
@@ -482,29 +508,34 @@ export class ConnectionCore implements ConnectionTransport, Watched {
         }
         return;
       }
-      const ctx = new HandlerContextImpl(this.facade, id >= 0);
-      if (id >= 0) this.inFlight.set(id, ctx);
-      let result: unknown;
-      try {
-        result = handler(event, ctx);
-      } catch (error) {
-        this.finishHandler(id, type, ctx, undefined, error, true);
-        return;
-      }
-      if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
-        (result as PromiseLike<unknown>).then(
-          (value) => this.finishHandler(id, type, ctx, value, undefined, false),
-          (error) => this.finishHandler(id, type, ctx, undefined, error, true),
-        );
-      } else {
-        this.finishHandler(id, type, ctx, result, undefined, false);
-      }
+      this.runHandler(handler, event, id, type);
       return;
     }
     const message = new IncomingMessageImpl(this, event as { type: string }, id);
     if (id >= 0) this.inFlight.set(id, message);
     this.incoming.push(message);
     if (this.incoming.size >= INCOMING_HIGH_WATER) this.pauseReading(PAUSED_FOR_READER);
+  }
+
+  /** Call a handler; a synchronous result is answered at once, without a promise. */
+  private runHandler(handler: (event: any, ctx: any) => unknown, event: unknown, id: number, type: string): void {
+    const ctx = new HandlerContextImpl(this.facade, id >= 0);
+    if (id >= 0) this.inFlight.set(id, ctx);
+    let result: unknown;
+    try {
+      result = handler(event, ctx);
+    } catch (error) {
+      this.finishHandler(id, type, ctx, undefined, error, true);
+      return;
+    }
+    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      (result as PromiseLike<unknown>).then(
+        (value) => this.finishHandler(id, type, ctx, value, undefined, false),
+        (error) => this.finishHandler(id, type, ctx, undefined, error, true),
+      );
+    } else {
+      this.finishHandler(id, type, ctx, result, undefined, false);
+    }
   }
 
   private finishHandler(id: number, type: string, ctx: HandlerContextImpl, value: unknown, error: unknown, threw: boolean): void {
@@ -601,13 +632,16 @@ export class ConnectionCore implements ConnectionTransport, Watched {
         ask.onAbort = () => {
           if (this.pending.take(id) === undefined) return;
           this.writeControl(FrameKind.CANCEL, id);
-          reject(abortedError(event.type, signal));
+          const error = abortedError(event.type, signal);
+          if (channels.askError.hasSubscribers) channels.askError.publish({ connection: this.facade, id, type: event.type, error });
+          reject(error);
           if (this.watchingDrain) this.checkDrained();
         };
         signal.addEventListener('abort', ask.onAbort, { once: true });
       }
       this.pending.add(id, ask);
       this.writeFrame(frame);
+      if (channels.askStart.hasSubscribers) channels.askStart.publish({ connection: this.facade, id, event });
     });
   }
 

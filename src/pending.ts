@@ -30,6 +30,8 @@ export class PendingReplies implements PendingTable {
   constructor(
     /** Called for each ask that timed out (the connection tells the peer to cancel it). */
     private readonly onTimeout: (id: number, ask: PendingAsk) => void,
+    /** Called for each ask this table fails (timeout or close), before it is rejected; for tracing. */
+    private readonly onFailed?: (id: number, ask: PendingAsk, error: ConverseError) => void,
   ) {}
 
   get size(): number {
@@ -62,10 +64,11 @@ export class PendingReplies implements PendingTable {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerDeadline = Infinity;
-    const asks = [...this.asks.values()];
+    const asks = [...this.asks];
     this.asks.clear();
-    for (const ask of asks) {
+    for (const [id, ask] of asks) {
       if (ask.onAbort !== undefined) ask.signal!.removeEventListener('abort', ask.onAbort);
+      this.onFailed?.(id, ask, error);
       ask.reject(error);
     }
   }
@@ -87,12 +90,12 @@ export class PendingReplies implements PendingTable {
       if (ask.deadline <= now) {
         this.take(id);
         this.onTimeout(id, ask);
-        ask.reject(
-          new ConverseError(
-            'TIMEOUT',
-            `No reply to "${ask.type}" within ${ask.timeout} ms. The peer may be slow or stuck; raise the timeout (ask option \`timeout\` or \`replyTimeout\`) if the work is expected to take longer.`,
-          ),
+        const error = new ConverseError(
+          'TIMEOUT',
+          `No reply to "${ask.type}" within ${ask.timeout} ms. The peer may be slow or stuck; raise the timeout (ask option \`timeout\` or \`replyTimeout\`) if the work is expected to take longer.`,
         );
+        this.onFailed?.(id, ask, error);
+        ask.reject(error);
       } else if (ask.deadline < next) {
         next = ask.deadline;
       }

@@ -166,6 +166,7 @@ export class FrameDecoder {
 
   /** True while a frame is partly received: EOF now truncates it, and a per-frame deadline applies. */
   get inFrame(): boolean {
-    return this.state === READ_BODY || this.headerFill > 0;
+    // After an error or stop() nothing is being received, whatever was gathered before.
+    return this.state === READ_BODY || (this.state === READ_PREFIX && this.headerFill > 0);
   }
 }
