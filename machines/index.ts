@@ -28,3 +28,12 @@ export {
   type SupervisorMachine,
   type SupervisorPort,
 } from './supervisor.machine.js';
+export {
+  reconnectMachine,
+  type ReconnectActorRef,
+  type ReconnectContext,
+  type ReconnectEvent,
+  type ReconnectInput,
+  type ReconnectMachine,
+  type ReconnectPolicy,
+} from './reconnect.machine.js';

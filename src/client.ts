@@ -4,7 +4,8 @@ import { connectionMachine } from '../machines/connection.machine.js';
 import { ConnectionCore } from './connection-core.js';
 import { Connection } from './connection.js';
 import { ConverseError, connectionClosedError } from './errors.js';
-import { resolveOptions, type ConnectOptions } from './options.js';
+import { resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
+import { ReconnectingConnection, resolveReconnectPolicy } from './reconnect.js';
 import { connectSocket } from './transport/connector.js';
 import { readPeerCredentials } from './transport/peer-credentials.js';
 
@@ -12,12 +13,26 @@ import { readPeerCredentials } from './transport/peer-credentials.js';
  * Connect to the server at `name`; resolves once the handshake has completed.
  * Name the protocols as the server does, `<ServerApi, ClientApi>`: the connection asks
  * `ServerApi` and serves `ClientApi` (its `handlers`).
+ *
+ * With `reconnect`, the connection survives server restarts: see `ReconnectOptions`.
  */
 export async function connect<ServerApi = any, ClientApi = any>(
   name: string,
   options: ConnectOptions<ClientApi, ServerApi> = {},
 ): Promise<Connection<ClientApi, ServerApi>> {
   const resolved = resolveOptions(options);
+  const id = nanoid();
+  if (options.reconnect !== undefined && options.reconnect !== false) {
+    const policy = resolveReconnectPolicy(options.reconnect === true ? {} : options.reconnect);
+    const first = await establish(name, id, resolved, options);
+    return new ReconnectingConnection<ClientApi, ServerApi>(first, id, policy, () => establish(name, id, resolved, options));
+  }
+  const core = await establish(name, id, resolved, options);
+  return new Connection<ClientApi, ServerApi>(core, id);
+}
+
+/** One physical connection: socket, server identity check, connection actor, handshake. */
+async function establish(name: string, id: string, resolved: ResolvedOptions, options: ConnectOptions<any, any>): Promise<ConnectionCore> {
   const socket = await connectSocket(name, resolved.connectTimeout);
   const peer = readPeerCredentials(socket);
   if (options.expectServerUid !== undefined && peer.uid !== options.expectServerUid) {
@@ -39,7 +54,7 @@ export async function connect<ServerApi = any, ClientApi = any>(
     maxWriteBuffer: resolved.maxWriteBuffer,
     keepalive: resolved.keepalive,
   });
-  const connection = new Connection<ClientApi, ServerApi>(core, nanoid(), peer);
+  core.peer = peer;
   const ready = new Promise<void>((resolve, reject) => {
     core.onPhase = (phase) => {
       if (phase === 'active') resolve();
@@ -48,7 +63,7 @@ export async function connect<ServerApi = any, ClientApi = any>(
   });
   const actor = createActor(connectionMachine, {
     input: {
-      id: connection.id,
+      id,
       role: 'client',
       transport: core,
       pending: core.pending,
@@ -60,5 +75,5 @@ export async function connect<ServerApi = any, ClientApi = any>(
   actor.start();
   await ready;
   core.onPhase = undefined;
-  return connection;
+  return core;
 }

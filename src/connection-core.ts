@@ -4,6 +4,7 @@ import type { ConnectionState, ConnectionTransport, TransportCommand, TransportE
 import { AsyncQueue } from './async-queue.js';
 import { ConverseError, ErrorCodes, connectionClosedError, type ErrorCode, type RemoteErrorInfo } from './errors.js';
 import { PendingReplies, type PendingAsk } from './pending.js';
+import type { PeerCredentials } from './transport/peer-credentials.js';
 import type { AskOptions } from './types.js';
 import { FrameKind, HandshakeKind, PROTOCOL_VERSION } from './wire/constants.js';
 import { encodeFrame, decodeBody } from './wire/codec.js';
@@ -67,6 +68,8 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   actor: AnyActorRef | undefined;
   /** The public facade handlers receive as `ctx.connection` (set by it). */
   facade: unknown;
+  /** The peer's kernel-reported credentials (read once, at connect/accept). */
+  peer: PeerCredentials = {};
   /** Why the connection closed, when not cleanly. */
   closeReason: ConverseError | undefined;
   peerVersion: number | undefined;

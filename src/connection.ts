@@ -22,27 +22,32 @@ export interface IncomingMessage<Local> {
  * One end of a conversation, on either side. `Local` is the protocol this side serves (its
  * handlers), `Remote` the protocol the peer serves (what `ask` and `tell` send).
  */
+/** A connection's state: its actor's top-level state, or `'reconnecting'` for a reconnecting client whose server is away. */
+export type ConnectionStateName = ConnectionState | 'reconnecting';
+
 export class Connection<Local = any, Remote = any> implements AsyncIterable<IncomingMessage<Local>> {
-  /** @internal */
-  readonly core: ConnectionCore;
+  /** @internal The physical connection behind this one (a reconnecting connection swaps it). */
+  core: ConnectionCore;
   /** A nanoid, unique to this connection. */
   readonly id: string;
-  /** The peer process's credentials as the kernel reports them (never as the peer claims). */
-  readonly peer: PeerCredentials;
   /** Settles (never rejects) once the connection is closed. */
   readonly closed: Promise<void>;
 
   /** @internal */
-  constructor(core: ConnectionCore, id: string, peer: PeerCredentials) {
+  constructor(core: ConnectionCore, id: string, closed?: Promise<void>) {
     this.core = core;
     this.id = id;
-    this.peer = peer;
-    this.closed = core.closed;
+    this.closed = closed ?? core.closed;
     core.facade = this;
   }
 
-  /** The top-level state of the connection's actor. */
-  get state(): ConnectionState {
+  /** The peer process's credentials as the kernel reports them (never as the peer claims). */
+  get peer(): PeerCredentials {
+    return this.core.peer;
+  }
+
+  /** The top-level state of the connection's actor (`'reconnecting'` only for a reconnecting client). */
+  get state(): ConnectionStateName {
     return this.core.phase;
   }
 

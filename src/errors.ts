@@ -51,7 +51,7 @@ export class ConverseError extends Error {
   override readonly name = 'ConverseError';
   readonly code: ErrorCode;
   /** Present when `code` is `REMOTE_ERROR`: what the peer's handler threw. */
-  readonly remote?: RemoteErrorInfo;
+  declare readonly remote?: RemoteErrorInfo;
 
   constructor(code: ErrorCode, message: string, options?: { cause?: unknown; remote?: RemoteErrorInfo }) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });

@@ -79,6 +79,12 @@ export interface ConnectOptions<Local, Remote> extends ConversationOptions<Local
    * ACCESS_DENIED where credentials are unavailable.
    */
   expectServerUid?: number;
+  /**
+   * Keep the logical connection across server restarts (backoff with jitter, a cap, a limit on
+   * attempts). `true` takes the defaults. Asks in flight when the connection drops reject with
+   * CONNECTION_CLOSED; messages made while disconnected wait or fail as `whileDisconnected` says.
+   */
+  reconnect?: boolean | import('./reconnect.js').ReconnectOptions;
 }
 
 export interface ResolvedOptions {

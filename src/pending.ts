@@ -1,4 +1,4 @@
-import { ConverseError } from './errors.js';
+import { ConverseError, connectionClosedError } from './errors.js';
 import type { PendingTable } from '../machines/connection.machine.js';
 
 /**
@@ -60,7 +60,10 @@ export class PendingReplies implements PendingTable {
     return ask;
   }
 
-  rejectAll(error: ConverseError): void {
+  rejectAll(reason: ConverseError): void {
+    // A pending ask fails with CONNECTION_CLOSED whatever closed the connection (the contract);
+    // the connection-level reason (RECEIVED_MESSAGE_TOO_LARGE, DECODE_FAILED …) is its `cause`.
+    const error = reason.code === 'CONNECTION_CLOSED' ? reason : connectionClosedError(reason);
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerDeadline = Infinity;

@@ -182,7 +182,8 @@ export class Server<ServerApi = any, ClientApi = any>
       keepalive: this.options.keepalive,
     });
     const peer = readPeerCredentials(socket);
-    const connection = new Connection<ServerApi, ClientApi>(core, id, peer);
+    core.peer = peer;
+    const connection = new Connection<ServerApi, ClientApi>(core, id);
     this.cores.set(id, core);
     const refusal = this.checkAccess(peer);
     const uid = refusal === undefined ? peer.uid : undefined;

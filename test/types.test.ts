@@ -76,7 +76,7 @@ async function typeChecks(): Promise<void> {
   for await (const connection of server) {
     expectTypeOf(connection).toEqualTypeOf<Connection<ServerApi, ClientApi>>();
     expectTypeOf(connection.ask({ type: 'confirm', question: '?' })).toEqualTypeOf<Promise<boolean>>();
-    expectTypeOf(connection.state).toEqualTypeOf<'handshake' | 'active' | 'closing' | 'closed'>();
+    expectTypeOf(connection.state).toEqualTypeOf<'handshake' | 'active' | 'closing' | 'closed' | 'reconnecting'>();
     expectTypeOf(connection.peer.uid).toEqualTypeOf<number | undefined>();
   }
 

@@ -1,4 +1,6 @@
+import * as fs from 'node:fs';
 import * as net from 'node:net';
+import * as path from 'node:path';
 import { ConverseError } from '../errors.js';
 import { checkSocketName } from './names.js';
 
@@ -6,7 +8,9 @@ import { checkSocketName } from './names.js';
  * Connect a stream socket to a local server. A Unix socket whose backlog is full makes a
  * non-blocking connect fail at once with EAGAIN instead of waiting (connect(2)); a server being
  * restarted refuses for a moment. Both are retried with a short, jittered, growing backoff until
- * `timeout`. A name with nothing behind it (ENOENT) fails at once: waiting would not help.
+ * `timeout`. A missing socket file (ENOENT) is retried too while its directory exists: the
+ * server may still be starting, or restarting after a clean close removed its file. A name whose
+ * directory does not exist fails at once: waiting would not help.
  */
 export function connectSocket(name: string, timeout: number, signal?: AbortSignal): Promise<net.Socket> {
   checkSocketName(name);
@@ -47,7 +51,7 @@ export function connectSocket(name: string, timeout: number, signal?: AbortSigna
       s.once('error', (error: NodeJS.ErrnoException) => {
         s.destroy();
         if (settled) return;
-        const retriable = error.code === 'EAGAIN' || error.code === 'ECONNREFUSED';
+        const retriable = error.code === 'EAGAIN' || error.code === 'ECONNREFUSED' || (error.code === 'ENOENT' && directoryExists(name));
         if (retriable && performance.now() + delay < deadline) {
           const jittered = delay * (0.5 + Math.random());
           delay = Math.min(delay * 2, 50);
@@ -70,4 +74,14 @@ export function connectSocket(name: string, timeout: number, signal?: AbortSigna
     };
     attempt();
   });
+}
+
+/** Whether the directory a Unix socket name lives in exists (never true for a Windows pipe name). */
+function directoryExists(name: string): boolean {
+  if (process.platform === 'win32') return false;
+  try {
+    return fs.statSync(path.dirname(name)).isDirectory();
+  } catch {
+    return false;
+  }
 }

@@ -2,7 +2,7 @@ import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { isMainThread } from 'node:worker_threads';
 import { ConverseError } from '../errors.js';
-import { checkSocketName, isWindows, removeGeneratedDirectory } from './names.js';
+import { checkSocketName, isWindows } from './names.js';
 
 /**
  * Binding a listening socket safely:
@@ -89,7 +89,6 @@ export async function bindListener(name: string, options: ListenSocketOptions = 
         } catch {
           /* already gone (libuv unlinks its own path on close) */
         }
-        removeGeneratedDirectory(name);
       })),
   };
 }

@@ -33,6 +33,7 @@ export function generateSocketName(): string {
   if (isWindows) return `\\\\.\\pipe\\interprocess-converse-${randomSuffix()}`;
   const base = privateRuntimeDirectory() ?? os.tmpdir();
   const dir = fs.mkdtempSync(path.join(base, 'ic-')); // mkdtemp creates it 0700
+  if (generatedDirectories.size === 0) process.once('exit', removeGeneratedDirectories);
   generatedDirectories.add(dir);
   const name = path.join(dir, 's.sock');
   checkSocketName(name);
@@ -81,15 +82,18 @@ export function checkSocketName(name: string): void {
   }
 }
 
-/** @internal After a server closes: remove the private directory `generateSocketName` made for it, if now empty (rmdir never removes a non-empty directory). */
-export function removeGeneratedDirectory(socketPath: string): void {
-  const dir = path.dirname(socketPath);
-  // Also directories another process generated for us (a test parent, a launcher): same shape.
-  if (!generatedDirectories.has(dir) && !/^ic-[A-Za-z0-9]{6}$/.test(path.basename(dir))) return;
-  try {
-    fs.rmdirSync(dir); // fails (harmlessly) if anything else is in it
-    generatedDirectories.delete(dir);
-  } catch {
-    /* not empty, or already gone */
+/**
+ * At exit, remove the private directories this process generated, if they are empty (a server
+ * removes its socket file when it closes; rmdir never removes a non-empty directory). They are
+ * kept while the process runs, so a server can close and listen on the same name again.
+ */
+function removeGeneratedDirectories(): void {
+  for (const dir of generatedDirectories) {
+    try {
+      fs.rmdirSync(dir);
+    } catch {
+      /* not empty, or already gone */
+    }
   }
+  generatedDirectories.clear();
 }
