@@ -1,4 +1,4 @@
-import { assign, fromCallback, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import { assign, enqueueActions, fromCallback, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import { ConverseError } from '../src/errors.js';
 
 /**
@@ -59,6 +59,7 @@ export type TransportCommand =
 
 export type ConnectionEvent =
   | TransportEvent
+  | { type: 'xstate.done.actor.session'; output?: unknown }
   | { type: 'CLOSE'; timeout?: number }
   | { type: 'DESTROY'; error?: ConverseError };
 
@@ -69,6 +70,11 @@ export interface ConnectionInput {
   pending: PendingTable;
   handshakeTimeout: number;
   closeTimeout: number;
+  /**
+   * When set, a `session` actor (the user's protocol machine, provided as the `session` actor)
+   * is spawned with this input when the connection becomes active.
+   */
+  sessionInput?: unknown;
 }
 
 export interface ConnectionContext {
@@ -85,6 +91,8 @@ export interface ConnectionContext {
   error: ConverseError | undefined;
   /** Whether the peer has said GOODBYE. */
   peerSaidGoodbye: boolean;
+  /** Input of the session actor, when the connection has one. */
+  sessionInput: unknown;
 }
 
 /** The default transport actor: bridges a `ConnectionTransport` to the machine. */
@@ -107,6 +115,8 @@ export const connectionMachine = setup({
   },
   actors: {
     transport: transportActor,
+    /** The user's per-connection protocol machine (provided by the server or client that has one). */
+    session: fromCallback(() => undefined),
   },
   delays: {
     handshakeTimeout: ({ context }) => context.handshakeTimeout,
@@ -143,6 +153,9 @@ export const connectionMachine = setup({
     setCloseTimeout: assign({
       closeTimeout: ({ context, event }) => (event.type === 'CLOSE' && event.timeout !== undefined ? event.timeout : context.closeTimeout),
     }),
+    spawnSession: enqueueActions(({ context, enqueue }) => {
+      if (context.sessionInput !== undefined) enqueue.spawnChild('session', { id: 'session', input: context.sessionInput });
+    }),
     sendGoodbye: sendTo('transport', { type: 'SEND_GOODBYE' }),
     watchDrain: sendTo('transport', { type: 'WATCH_DRAIN' }),
     endTransport: sendTo('transport', { type: 'END' }),
@@ -165,6 +178,7 @@ export const connectionMachine = setup({
     handshake: undefined,
     error: undefined,
     peerSaidGoodbye: false,
+    sessionInput: input.sessionInput,
   }),
   invoke: {
     id: 'transport',
@@ -187,7 +201,10 @@ export const connectionMachine = setup({
       },
     },
     active: {
+      entry: 'spawnSession',
       on: {
+        // The session machine reached a final state: the protocol is over, close gracefully.
+        'xstate.done.actor.session': { target: 'closing' },
         CLOSE: { target: 'closing', actions: 'setCloseTimeout' },
         'TRANSPORT.PEER_GOODBYE': { target: 'closing', actions: 'recordPeerGoodbye' },
         'TRANSPORT.FAILED': { target: 'closed', actions: 'recordError' },

@@ -53,6 +53,8 @@ async function establish(name: string, id: string, resolved: ResolvedOptions, op
     frameTimeout: resolved.frameTimeout,
     maxWriteBuffer: resolved.maxWriteBuffer,
     keepalive: resolved.keepalive,
+    protocolMeta: resolved.protocol,
+    hasSession: resolved.session !== undefined,
   });
   core.peer = peer;
   const ready = new Promise<void>((resolve, reject) => {
@@ -61,7 +63,8 @@ async function establish(name: string, id: string, resolved: ResolvedOptions, op
       else if (phase === 'closed') reject(core.closeReason ?? connectionClosedError());
     };
   });
-  const actor = createActor(connectionMachine, {
+  const machine = resolved.session === undefined ? connectionMachine : connectionMachine.provide({ actors: { session: resolved.session as never } });
+  const actor = createActor(machine, {
     input: {
       id,
       role: 'client',
@@ -69,6 +72,7 @@ async function establish(name: string, id: string, resolved: ResolvedOptions, op
       pending: core.pending,
       handshakeTimeout: resolved.handshakeTimeout,
       closeTimeout: resolved.closeTimeout,
+      sessionInput: resolved.session === undefined ? undefined : { connectionId: id, peer },
     },
     inspect: options.inspect,
   });

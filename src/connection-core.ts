@@ -5,6 +5,7 @@ import { AsyncQueue } from './async-queue.js';
 import { ConverseError, ErrorCodes, connectionClosedError, type ErrorCode, type RemoteErrorInfo } from './errors.js';
 import { PendingReplies, type PendingAsk } from './pending.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';
+import { describeIssues, toValidationIssues, type ProtocolDefinition, type StandardSchemaResult, type StandardSchemaV1, type ValidationIssue } from './protocol.js';
 import type { AskOptions } from './types.js';
 import { FrameKind, HandshakeKind, PROTOCOL_VERSION } from './wire/constants.js';
 import { encodeFrame, decodeBody } from './wire/codec.js';
@@ -34,6 +35,19 @@ export interface CoreOptions {
   keepalive: { interval: number; timeout: number } | undefined;
   /** The library's own handlers for reserved `$…` message types (introspection). */
   internalHandlers?: Record<string, (event: any, ctx: any) => unknown>;
+  /** Name and version of this side's declared protocol, sent in the handshake. */
+  protocolMeta?: ProtocolMeta;
+  /** Schemas of the messages this side serves: incoming messages are validated against them. */
+  schemas?: ProtocolDefinition;
+  /** Errors of this side's own making that no asker can be told of (a tell handler threw …). */
+  reportError?: (error: ConverseError) => void;
+  /** The connection machine spawns a `session` actor: every message is offered to it first. */
+  hasSession?: boolean;
+}
+
+export interface ProtocolMeta {
+  name?: string;
+  version?: string | number;
 }
 
 /** Why reading from the socket is paused (bit flags: either reason keeps it paused). */
@@ -73,9 +87,15 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   /** Why the connection closed, when not cleanly. */
   closeReason: ConverseError | undefined;
   peerVersion: number | undefined;
+  /** The peer's declared protocol name and version, from its handshake. */
+  peerProtocol: ProtocolMeta | undefined;
+  /** The per-connection session actor, when the side was given a `session` machine. */
+  session: AnyActorRef | undefined;
   readonly incoming = new AsyncQueue<IncomingMessageImpl>();
 
   private readonly inFlight = new Map<number, InFlight>();
+  /** Streaming replies this side is producing: credits granted by the asker. */
+  private readonly producing = new Map<number, { credit: number; wake: (() => void) | undefined }>();
   private send: ((event: TransportEvent) => void) | undefined;
   private handshakeReader: HandshakeReader | undefined = new HandshakeReader();
   private decoder: FrameDecoder | undefined;
@@ -133,7 +153,9 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('close', () => this.onSocketClose());
     if (this.options.role === 'client') {
-      this.writeRaw(encodeHandshake(HandshakeKind.HELLO, { checksum: this.options.checksum, maxMessageSize: this.options.maxMessageSize }));
+      this.writeRaw(
+        encodeHandshake(HandshakeKind.HELLO, { checksum: this.options.checksum, maxMessageSize: this.options.maxMessageSize, extension: this.handshakeExtension() }),
+      );
     }
     socket.resume();
     return () => {
@@ -336,7 +358,38 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     if (decoder !== undefined && result.rest.length > 0) decoder.push(result.rest);
   }
 
-  private onHello(hello: { version: number; kind: number; checksum: boolean; maxMessageSize: number }): void {
+  private handshakeExtension(): Record<string, unknown> | undefined {
+    const meta = this.options.protocolMeta;
+    if (meta === undefined || (meta.name === undefined && meta.version === undefined)) return undefined;
+    const protocol: Record<string, unknown> = {};
+    if (meta.name !== undefined) protocol.name = meta.name;
+    if (meta.version !== undefined) protocol.version = meta.version;
+    return { protocol };
+  }
+
+  /** The peer's declared protocol; an error message when its name differs from ours. */
+  private readPeerProtocol(extension: Record<string, unknown>): string | undefined {
+    const declared = extension.protocol;
+    if (typeof declared === 'object' && declared !== null) {
+      const { name, version } = declared as { name?: unknown; version?: unknown };
+      this.peerProtocol = {
+        name: typeof name === 'string' ? name : undefined,
+        version: typeof version === 'string' || typeof version === 'number' ? version : undefined,
+      };
+    }
+    const ours = this.options.protocolMeta?.name;
+    const theirs = this.peerProtocol?.name;
+    if (ours !== undefined && theirs !== undefined && ours !== theirs) {
+      const peer = this.options.role === 'server' ? 'client' : 'server';
+      const self = this.options.role;
+      const theirVersion = this.peerProtocol?.version !== undefined ? ` version ${this.peerProtocol.version}` : '';
+      const ourVersion = this.options.protocolMeta?.version !== undefined ? ` version ${this.options.protocolMeta.version}` : '';
+      return `The ${peer} speaks protocol "${theirs}"${theirVersion} and the ${self} "${ours}"${ourVersion}: connect to the right socket, or use the same protocol on both sides`;
+    }
+    return undefined;
+  }
+
+  private onHello(hello: { version: number; kind: number; checksum: boolean; maxMessageSize: number; extension: Record<string, unknown> }): void {
     if (hello.version !== PROTOCOL_VERSION) {
       const error = versionMismatch(hello.version, 'client');
       this.writeRaw(encodeReject('VERSION_MISMATCH', `The server speaks protocol version ${PROTOCOL_VERSION}, the client version ${hello.version}.`, this.options.maxMessageSize));
@@ -348,16 +401,32 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       this.failHandshake(new ConverseError('HANDSHAKE_FAILED', `The client's first message was handshake kind ${hello.kind}, not HELLO.`));
       return;
     }
+    const mismatch = this.readPeerProtocol(hello.extension);
+    if (mismatch !== undefined) {
+      this.writeRaw(encodeReject('HANDSHAKE_FAILED', mismatch, this.options.maxMessageSize));
+      this.socket.end();
+      this.failHandshake(new ConverseError('HANDSHAKE_FAILED', `${mismatch}.`), false);
+      return;
+    }
     this.checksum = this.options.checksum || hello.checksum;
     this.sendLimit = Math.min(this.options.maxMessageSize, hello.maxMessageSize);
-    this.writeRaw(encodeHandshake(HandshakeKind.WELCOME, { checksum: this.checksum, maxMessageSize: this.options.maxMessageSize }));
+    this.writeRaw(
+      encodeHandshake(HandshakeKind.WELCOME, { checksum: this.checksum, maxMessageSize: this.options.maxMessageSize, extension: this.handshakeExtension() }),
+    );
     this.startFraming(hello.version, hello.maxMessageSize);
   }
 
   private onWelcome(reply: { version: number; kind: number; checksum: boolean; maxMessageSize: number; extension: Record<string, unknown> }): void {
     if (reply.kind === HandshakeKind.REJECT) {
-      const code = typeof reply.extension.code === 'string' && reply.extension.code in ErrorCodes ? (reply.extension.code as ErrorCode) : 'HANDSHAKE_FAILED';
-      const said = typeof reply.extension.message === 'string' ? reply.extension.message : 'no reason given';
+      // Without a known reason, a REJECT from another protocol version is a version mismatch
+      // (the header's version field is stable across versions so that this can be told).
+      const code =
+        typeof reply.extension.code === 'string' && reply.extension.code in ErrorCodes
+          ? (reply.extension.code as ErrorCode)
+          : reply.version !== PROTOCOL_VERSION
+            ? 'VERSION_MISMATCH'
+            : 'HANDSHAKE_FAILED';
+      const said = typeof reply.extension.message === 'string' ? reply.extension.message.replace(/\.$/, '') : 'no reason given';
       const error =
         code === 'VERSION_MISMATCH'
           ? versionMismatch(reply.version, 'server')
@@ -371,6 +440,11 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     }
     if (reply.kind !== HandshakeKind.WELCOME) {
       this.failHandshake(new ConverseError('HANDSHAKE_FAILED', `The server answered with handshake kind ${reply.kind}, not WELCOME.`));
+      return;
+    }
+    const mismatch = this.readPeerProtocol(reply.extension);
+    if (mismatch !== undefined) {
+      this.failHandshake(new ConverseError('HANDSHAKE_FAILED', `${mismatch}.`));
       return;
     }
     this.checksum = reply.checksum;
@@ -466,11 +540,47 @@ export class ConnectionCore implements ConnectionTransport, Watched {
         if (this.watchingDrain) this.checkDrained();
         return;
       }
-      case FrameKind.ASK:
-        this.dispatch(message[2], id);
+      case FrameKind.ASK: {
+        // An optional fourth element carries ask options: { stream: credit } asks for a streamed reply.
+        const askOptions = message[3] as { stream?: unknown } | undefined;
+        const credit = typeof askOptions === 'object' && askOptions !== null && typeof askOptions.stream === 'number' ? askOptions.stream : -1;
+        this.dispatch(message[2], id, credit);
         return;
+      }
+      case FrameKind.STREAM_ITEM: {
+        const ask = this.pending.get(id);
+        if (ask === undefined || ask.item === undefined) {
+          this.stats.lateReplies++;
+          return;
+        }
+        this.pending.touch(ask);
+        ask.item(message[2]);
+        return;
+      }
+      case FrameKind.STREAM_END: {
+        const ask = this.pending.take(id);
+        if (ask === undefined) {
+          this.stats.lateReplies++;
+          return;
+        }
+        if (channels.askEnd.hasSubscribers) channels.askEnd.publish({ connection: this.facade, id, type: ask.type });
+        if (ask.end !== undefined) ask.end();
+        else ask.resolve(undefined);
+        if (this.watchingDrain) this.checkDrained();
+        return;
+      }
+      case FrameKind.CREDIT: {
+        const producer = this.producing.get(id);
+        const more = message[2];
+        if (producer !== undefined && typeof more === 'number' && more > 0) {
+          producer.credit += more;
+          producer.wake?.();
+        }
+        return;
+      }
       case FrameKind.CANCEL:
         this.inFlight.get(id)?.abort(new ConverseError('ABORTED', 'The asker cancelled this request (it aborted or timed out).'));
+        this.producing.get(id)?.wake?.();
         return;
       case FrameKind.GOODBYE:
         if (!this.peerSaidGoodbye) {
@@ -483,8 +593,12 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     }
   }
 
-  /** An incoming tell (id -1) or ask: to its handler, or to the incoming queue. */
-  private dispatch(event: unknown, id: number): void {
+  /**
+   * An incoming tell (id -1) or ask: validated against the declared protocol (if any), offered to
+   * the session (if any), then to its handler or the incoming queue. `credit` ≥ 0 when the asker
+   * wants a streamed reply.
+   */
+  private dispatch(event: unknown, id: number, credit = -1): void {
     if (typeof event !== 'object' || event === null || typeof (event as { type?: unknown }).type !== 'string') {
       this.fail(protocolError('a message must be a map with a string "type"'));
       return;
@@ -497,32 +611,114 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     // Reserved "$…" types (introspection) go to the library's own handlers, if any.
     const internal = this.options.internalHandlers;
     if (internal !== undefined && type.charCodeAt(0) === 0x24 && Object.hasOwn(internal, type)) {
-      this.runHandler(internal[type]!, event, id, type);
+      this.runHandler(internal[type]!, event, id, type, credit);
       return;
+    }
+    const schemas = this.options.schemas;
+    if (schemas !== undefined) {
+      const declared = Object.hasOwn(schemas, type) ? schemas[type] : undefined;
+      if (declared === undefined) {
+        this.refuse(id, type, 'NO_HANDLER', `"${type}" is not a message of the peer's declared protocol (${Object.keys(schemas).join(', ') || 'none'}).`);
+        return;
+      }
+      if (declared.input !== undefined) {
+        const { type: _type, ...fields } = event as Record<string, unknown>;
+        const result = declared.input['~standard'].validate(fields);
+        if (result instanceof Promise) {
+          // An async validator: the handler runs once it settles (a later sync message may overtake it).
+          result.then(
+            (settled) => this.afterValidation(settled, type, id, credit),
+            (error) => this.refuse(id, type, 'INVALID_MESSAGE', `validating "${type}" failed: ${(error as Error)?.message ?? error}`),
+          );
+          return;
+        }
+        this.afterValidation(result, type, id, credit);
+        return;
+      }
+    }
+    this.deliver(event as { type: string }, id, type, credit);
+  }
+
+  private afterValidation(result: StandardSchemaResult<unknown>, type: string, id: number, credit: number): void {
+    if (result.issues !== undefined) {
+      const issues = toValidationIssues(result.issues);
+      this.refuse(id, type, 'INVALID_MESSAGE', `"${type}" does not match the declared protocol: ${describeIssues(issues)}.`, issues);
+      return;
+    }
+    const value = result.value;
+    // The handler sees what the validator produced (it may have coerced or stripped fields).
+    const event = typeof value === 'object' && value !== null ? { ...(value as object), type } : { type };
+    this.deliver(event, id, type, credit);
+  }
+
+  /** Answer an ask with an error (a tell has no one to answer: it is counted and reported). */
+  private refuse(id: number, type: string, code: ErrorCode, message: string, issues?: ValidationIssue[]): void {
+    if (id >= 0) {
+      this.writeError(id, code, message, undefined, issues);
+      return;
+    }
+    this.stats.unhandledTells++;
+    this.reportLocal(new ConverseError(code, `A tell was dropped: ${message}`, issues ? { issues } : undefined));
+  }
+
+  private deliver(event: { type: string }, id: number, type: string, credit: number): void {
+    const session = this.options.hasSession === true ? (this.session ??= this.findSession()) : undefined;
+    if (session !== undefined) {
+      const snapshot = session.getSnapshot() as { can(event: unknown): boolean; value: unknown; status: string };
+      if (snapshot.status !== 'active' || !snapshot.can(event)) {
+        this.refuse(
+          id,
+          type,
+          'NOT_ACCEPTED',
+          `The session is in state ${JSON.stringify(snapshot.value)} and does not accept "${type}" there.`,
+        );
+        return;
+      }
+      let answered = false;
+      if (id >= 0) {
+        // The session may answer the ask itself, from an action, with answer(event, value).
+        Object.defineProperty(event, kAnswer, {
+          value: (value: unknown) => {
+            if (answered) return;
+            answered = true;
+            this.writeReply(id, type, value);
+          },
+        });
+      }
+      session.send(event);
+      if (answered) return;
     }
     const handlers = this.options.handlers;
     if (handlers !== undefined) {
       const handler = Object.hasOwn(handlers, type) ? handlers[type] : undefined;
       if (typeof handler !== 'function') {
-        if (id >= 0) {
-          this.writeError(id, 'NO_HANDLER', `The peer has no handler for "${type}". Check that both sides use the same protocol (message types: ${Object.keys(handlers).join(', ') || 'none'}).`);
-        } else {
-          this.stats.unhandledTells++;
-        }
+        if (session !== undefined && id < 0) return; // a tell the session took is handled
+        this.refuse(id, type, 'NO_HANDLER', `The peer has no handler for "${type}". Check that both sides use the same protocol (message types: ${Object.keys(handlers).join(', ') || 'none'}).`);
         return;
       }
-      this.runHandler(handler, event, id, type);
+      this.runHandler(handler, event, id, type, credit);
       return;
     }
-    const message = new IncomingMessageImpl(this, event as { type: string }, id);
+    const message = new IncomingMessageImpl(this, event, id);
     if (id >= 0) this.inFlight.set(id, message);
     this.incoming.push(message);
     if (this.incoming.size >= INCOMING_HIGH_WATER) this.pauseReading(PAUSED_FOR_READER);
   }
 
+  private findSession(): AnyActorRef | undefined {
+    return (this.actor?.getSnapshot() as { children?: Record<string, AnyActorRef> } | undefined)?.children?.session;
+  }
+
+  private reportLocal(error: ConverseError): void {
+    if (this.options.reportError !== undefined) this.options.reportError(error);
+    else process.emitWarning(`interprocess-converse: ${error.message}`, { code: `INTERPROCESS_CONVERSE_${error.code}` });
+  }
+
   /** Call a handler; a synchronous result is answered at once, without a promise. */
-  private runHandler(handler: (event: any, ctx: any) => unknown, event: unknown, id: number, type: string): void {
-    const ctx = new HandlerContextImpl(this.facade, id >= 0);
+  private runHandler(handler: (event: any, ctx: any) => unknown, event: unknown, id: number, type: string, credit = -1): void {
+    const ctx = new HandlerContextImpl(this.facade, id >= 0, this.session);
+    ctx.streaming = credit >= 0;
+    if (credit >= 0) ctx.credit = credit;
     if (id >= 0) this.inFlight.set(id, ctx);
     let result: unknown;
     try {
@@ -542,15 +738,92 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   }
 
   private finishHandler(id: number, type: string, ctx: HandlerContextImpl, value: unknown, error: unknown, threw: boolean): void {
+    if (!threw && id >= 0 && !isAsyncIterable(value)) {
+      const output = this.options.schemas?.[type]?.output;
+      if (output !== undefined) {
+        this.validateReply(id, type, ctx, value, output);
+        return;
+      }
+    }
     if (id < 0) {
       if (threw) {
         // A tell has no asker to tell: surface it rather than lose it.
-        process.emitWarning(`interprocess-converse: the handler for the tell "${type}" threw: ${(error as Error)?.message ?? String(error)}`, {
-          code: 'INTERPROCESS_CONVERSE_TELL_HANDLER_FAILED',
-        });
+        const remote = describeThrown(error);
+        this.reportLocal(new ConverseError('REMOTE_ERROR', `The handler for the tell "${type}" threw ${remote.name}: ${remote.message}`, { cause: error, remote }));
       }
       return;
     }
+    if (!threw && isAsyncIterable(value)) {
+      if (ctx.streaming) {
+        void this.produceStream(id, type, ctx, value);
+        return;
+      }
+      void (value as AsyncIterable<unknown>)[Symbol.asyncIterator]().return?.();
+      threw = true;
+      error = new ConverseError('INVALID_ARGUMENT', `The handler for "${type}" streams its reply; the asker must use connection.stream() instead of ask().`);
+    }
+    if (!this.inFlight.delete(id)) return;
+    if (!ctx.cancelled) {
+      if (threw) this.writeRemoteError(id, type, error);
+      else this.writeReply(id, type, value);
+    }
+    if (this.watchingDrain) this.checkDrained();
+  }
+
+  /** Send a handler's async iterable as STREAM_ITEMs, as fast as the asker's credit allows. */
+  private async produceStream(id: number, type: string, ctx: HandlerContextImpl, items: AsyncIterable<unknown>): Promise<void> {
+    const producer = { credit: ctx.credit, wake: undefined as (() => void) | undefined };
+    this.producing.set(id, producer);
+    const iterator = items[Symbol.asyncIterator]();
+    let failed: unknown;
+    let ended = false;
+    try {
+      for (;;) {
+        if (ctx.cancelled || this.released) break;
+        if (producer.credit <= 0) {
+          await new Promise<void>((resolve) => (producer.wake = resolve));
+          producer.wake = undefined;
+          continue;
+        }
+        const next = await iterator.next();
+        if (next.done) {
+          ended = true;
+          break;
+        }
+        producer.credit--;
+        this.writeFrame(encodeFrame([FrameKind.STREAM_ITEM, id, next.value], this.checksum, this.sendLimit));
+      }
+    } catch (error) {
+      failed = error;
+    } finally {
+      this.producing.delete(id);
+      if (!ended) await Promise.resolve(iterator.return?.()).catch(() => {});
+      if (this.inFlight.delete(id) && !ctx.cancelled) {
+        if (failed !== undefined) this.writeRemoteError(id, type, failed);
+        else if (ended) this.writeControl(FrameKind.STREAM_END, id);
+      }
+      if (this.watchingDrain) this.checkDrained();
+    }
+  }
+
+  /** Check a reply against the declared `output` schema: a bad reply fails on this side. */
+  private validateReply(id: number, type: string, ctx: HandlerContextImpl, value: unknown, schema: StandardSchemaV1): void {
+    const settle = (result: StandardSchemaResult<unknown>): void => {
+      if (result.issues === undefined) {
+        this.finishValidated(id, type, ctx, result.value, undefined, false);
+        return;
+      }
+      const issues = toValidationIssues(result.issues);
+      const error = new ConverseError('INVALID_MESSAGE', `The handler for "${type}" returned a reply that does not match the declared protocol: ${describeIssues(issues)}.`, { issues });
+      this.reportLocal(error);
+      this.finishValidated(id, type, ctx, undefined, error, true);
+    };
+    const result = schema['~standard'].validate(value);
+    if (result instanceof Promise) result.then(settle, (error) => this.finishValidated(id, type, ctx, undefined, error, true));
+    else settle(result);
+  }
+
+  private finishValidated(id: number, type: string, ctx: HandlerContextImpl, value: unknown, error: unknown, threw: boolean): void {
     if (!this.inFlight.delete(id)) return;
     if (!ctx.cancelled) {
       if (threw) this.writeRemoteError(id, type, error);
@@ -648,6 +921,86 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     });
   }
 
+  /**
+   * Ask for a streamed reply: items arrive as the peer's handler yields them, at most `window`
+   * ahead of the consumer (credit-based backpressure). Breaking out of the loop cancels the
+   * handler. `timeout` is the longest wait for the next item.
+   */
+  stream(event: { type: string }, options: (AskOptions & { window?: number }) | undefined): AsyncIterableIterator<unknown> {
+    const window = Math.max(1, Math.floor(options?.window ?? 16));
+    const items = new AsyncQueue<unknown>();
+    let failure: unknown;
+    let id = -1;
+    let ask: PendingAsk | undefined;
+    let consumed = 0;
+    const start = (): void => {
+      if (this.phase !== 'active') throw this.unavailable();
+      if (typeof event !== 'object' || event === null || typeof event.type !== 'string') {
+        throw new ConverseError('INVALID_ARGUMENT', 'A message must be an object with a string "type".');
+      }
+      const signal = options?.signal;
+      if (signal?.aborted) throw abortedError(event.type, signal);
+      id = this.pending.allocateId();
+      const frame = encodeFrame([FrameKind.ASK, id, event, { stream: window }], this.checksum, this.sendLimit);
+      const timeout = options?.timeout ?? this.options.replyTimeout;
+      ask = {
+        resolve: (value) => {
+          items.push(value); // a plain reply is a stream of one
+          items.end();
+        },
+        reject: (error) => {
+          failure = error;
+          items.end();
+        },
+        item: (value) => items.push(value),
+        end: () => items.end(),
+        deadline: performance.now() + timeout,
+        timeout,
+        type: event.type,
+        signal: undefined,
+        onAbort: undefined,
+      };
+      if (signal !== undefined) {
+        ask.signal = signal;
+        ask.onAbort = () => {
+          if (this.pending.take(id) === undefined) return;
+          this.writeControl(FrameKind.CANCEL, id);
+          failure = abortedError(event.type, signal);
+          items.end();
+        };
+        signal.addEventListener('abort', ask.onAbort, { once: true });
+      }
+      this.pending.add(id, ask);
+      this.writeFrame(frame);
+    };
+    const iterator: AsyncIterableIterator<unknown> = {
+      next: async () => {
+        if (ask === undefined) start();
+        else this.pending.touch(ask); // a slow consumer is not a slow producer
+        const next = await items.next();
+        if (next.done) {
+          if (failure !== undefined) throw failure;
+          return next;
+        }
+        // Grant more credit once half the window has been consumed.
+        if (++consumed >= Math.ceil(window / 2) && this.pending.get(id) !== undefined) {
+          this.writeControl(FrameKind.CREDIT, id, consumed);
+          consumed = 0;
+        }
+        return next;
+      },
+      return: async () => {
+        if (id >= 0 && this.pending.take(id) !== undefined) this.writeControl(FrameKind.CANCEL, id);
+        items.end();
+        return { value: undefined, done: true };
+      },
+      [Symbol.asyncIterator]() {
+        return iterator;
+      },
+    };
+    return iterator;
+  }
+
   tell(event: { type: string }): Promise<void> {
     if (this.phase !== 'active') return Promise.reject(this.unavailable());
     if (this.writeBufferFull) {
@@ -694,9 +1047,10 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     this.writeError(id, 'REMOTE_ERROR', `The peer's handler for "${type}" failed: ${remote.name}: ${remote.message}`, remote);
   }
 
-  private writeError(id: number, code: ErrorCode, message: string, remote?: RemoteErrorInfo): void {
+  private writeError(id: number, code: ErrorCode, message: string, remote?: RemoteErrorInfo, issues?: ValidationIssue[]): void {
     const payload: Record<string, unknown> = { code, message };
     if (remote !== undefined) payload.remote = remote;
+    if (issues !== undefined) payload.issues = issues;
     let frame: Buffer;
     try {
       frame = encodeFrame([FrameKind.ERROR, id, payload], this.checksum, this.sendLimit);
@@ -707,9 +1061,9 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     this.writeFrame(frame);
   }
 
-  private writeControl(kind: number, id?: number): void {
+  private writeControl(kind: number, id?: number, value?: number): void {
     if (this.socket.destroyed || this.decoder === undefined) return;
-    this.writeFrame(encodeFrame(id === undefined ? [kind] : [kind, id], this.checksum, this.sendLimit));
+    this.writeFrame(encodeFrame(id === undefined ? [kind] : value === undefined ? [kind, id] : [kind, id, value], this.checksum, this.sendLimit));
   }
 
   private writeRaw(bytes: Buffer): void {
@@ -776,10 +1130,19 @@ export class SharedFrame {
 export class HandlerContextImpl implements InFlight {
   private controller: AbortController | undefined;
   cancelled = false;
+  /** The asker wants a streamed reply (it called `stream()`). */
+  streaming = false;
+  /** @internal Items the asker allowed before its first CREDIT. */
+  credit = 0;
   constructor(
     readonly connection: unknown,
     readonly expectsReply: boolean,
+    private readonly sessionActor: AnyActorRef | undefined,
   ) {}
+  /** The session's current snapshot (when the connection has a session machine). */
+  get session(): unknown {
+    return this.sessionActor?.getSnapshot();
+  }
   /** Created on first use: most handlers never look at it, and an AbortController is not free. */
   get signal(): AbortSignal {
     return (this.controller ??= new AbortController()).signal;
@@ -837,10 +1200,10 @@ function safeString(value: unknown): string {
   }
 }
 
-const WIRE_ERROR_CODES = new Set<string>(['NO_HANDLER', 'REMOTE_ERROR', 'CONNECTION_CLOSED']);
+const WIRE_ERROR_CODES = new Set<string>(['NO_HANDLER', 'REMOTE_ERROR', 'CONNECTION_CLOSED', 'INVALID_MESSAGE', 'NOT_ACCEPTED']);
 
 function errorFromWire(payload: unknown, type: string): ConverseError {
-  const p = (typeof payload === 'object' && payload !== null ? payload : {}) as { code?: unknown; message?: unknown; remote?: unknown };
+  const p = (typeof payload === 'object' && payload !== null ? payload : {}) as { code?: unknown; message?: unknown; remote?: unknown; issues?: unknown };
   const code = typeof p.code === 'string' && WIRE_ERROR_CODES.has(p.code) ? (p.code as ErrorCode) : 'REMOTE_ERROR';
   const message = typeof p.message === 'string' ? p.message : `The peer answered "${type}" with an error.`;
   let remote: RemoteErrorInfo | undefined;
@@ -851,8 +1214,23 @@ function errorFromWire(payload: unknown, type: string): ConverseError {
   } else if (code === 'REMOTE_ERROR') {
     remote = { name: 'Error', message };
   }
-  return new ConverseError(code, message, remote ? { remote } : undefined);
+  const issues = Array.isArray(p.issues)
+    ? p.issues
+        .filter((issue): issue is { message: unknown; path?: unknown } => typeof issue === 'object' && issue !== null)
+        .map((issue) => ({
+          message: String(issue.message),
+          path: Array.isArray(issue.path) ? issue.path.filter((k): k is string | number => typeof k === 'string' || typeof k === 'number') : [],
+        }))
+    : undefined;
+  return new ConverseError(code, message, { remote, issues });
 }
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return typeof value === 'object' && value !== null && typeof (value as { [Symbol.asyncIterator]?: unknown })[Symbol.asyncIterator] === 'function';
+}
+
+/** Where a session event carries the function that answers its ask (see `answer`). */
+export const kAnswer = Symbol.for('interprocess-converse.answer');
 
 function protocolError(what: string): ConverseError {
   return new ConverseError('PROTOCOL_ERROR', `The peer broke the wire protocol: ${what}. The connection was closed; check the peer against docs/PROTOCOL.md.`);

@@ -2,7 +2,9 @@ import type { ConnectionActorRef, ConnectionState } from '../machines/connection
 import type { ConnectionCore, ConnectionStats } from './connection-core.js';
 import type { ConverseError } from './errors.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';
-import type { AskOptions, EventFor, EventOf, MessageFields, MessageType, ReplyOf } from './types.js';
+import type { AnyActorRef } from 'xstate';
+import type { ProtocolMeta } from './connection-core.js';
+import type { AskOptions, EventFor, EventOf, MessageFields, MessageType, ReplyOf, StreamItemOf, StreamOptions } from './types.js';
 
 /** A message from the peer, as delivered by `for await (const message of connection)`. */
 export interface IncomingMessage<Local> {
@@ -66,6 +68,16 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
     return this.core.peerVersion;
   }
 
+  /** The peer's declared protocol (`name`, `version`) from its handshake, if it declared one. */
+  get peerProtocol(): Readonly<ProtocolMeta> | undefined {
+    return this.core.peerProtocol;
+  }
+
+  /** The session actor (the `session` machine given to listen/connect), once the connection is active. */
+  get session(): AnyActorRef | undefined {
+    return (this.core.actor?.getSnapshot() as { children?: Record<string, AnyActorRef> } | undefined)?.children?.session;
+  }
+
   /** Counters for this connection (messages and bytes each way, late replies). Live, not a copy. */
   get stats(): Readonly<ConnectionStats> {
     return this.core.stats;
@@ -101,6 +113,17 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
     reply.catch(noop);
     await this.core.flushed();
     return { reply };
+  }
+
+  /**
+   * Ask for a streamed reply: `for await (const item of connection.stream(event))`. The peer's
+   * handler yields items (an async generator); at most `window` are in flight ahead of the
+   * consumer. Breaking out of the loop cancels the handler; an error from it (or TIMEOUT between
+   * items, or CONNECTION_CLOSED) is thrown from the loop. A handler that returns a plain value
+   * gives a stream of one.
+   */
+  stream<K extends MessageType<Remote>>(event: { type: K } & MessageFields<Remote, K>, options?: StreamOptions): AsyncIterableIterator<StreamItemOf<Remote, K>> {
+    return this.core.stream(event, options) as AsyncIterableIterator<StreamItemOf<Remote, K>>;
   }
 
   /** One-way: no reply is expected or tracked. Resolves once the message is handed to the socket. */

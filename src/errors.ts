@@ -20,6 +20,10 @@ export const ErrorCodes = {
   SERVER_FULL: 'SERVER_FULL',
   ACCESS_DENIED: 'ACCESS_DENIED',
   // Added beyond the contract's table:
+  /** A message did not match the declared protocol (`issues` says where). */
+  INVALID_MESSAGE: 'INVALID_MESSAGE',
+  /** The connection's session machine does not accept this message in its current state. */
+  NOT_ACCEPTED: 'NOT_ACCEPTED',
   /** A value this side tried to send cannot be encoded (a function, a cycle, nesting too deep …). */
   ENCODE_FAILED: 'ENCODE_FAILED',
   /** The socket name is unusable (too long for the platform, wrong form). */
@@ -52,11 +56,18 @@ export class ConverseError extends Error {
   readonly code: ErrorCode;
   /** Present when `code` is `REMOTE_ERROR`: what the peer's handler threw. */
   declare readonly remote?: RemoteErrorInfo;
+  /** Present when `code` is `INVALID_MESSAGE`: what the validator found, with paths. */
+  declare readonly issues?: Array<{ message: string; path: Array<string | number> }>;
 
-  constructor(code: ErrorCode, message: string, options?: { cause?: unknown; remote?: RemoteErrorInfo }) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown; remote?: RemoteErrorInfo; issues?: Array<{ message: string; path: Array<string | number> }> },
+  ) {
     super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
-    if (options?.remote) this.remote = options.remote;
+    if (options?.remote) (this as { remote?: RemoteErrorInfo }).remote = options.remote;
+    if (options?.issues) (this as { issues?: unknown }).issues = options.issues;
     // Brand so `instanceof` holds across two installed copies of the package.
     (this as unknown as Record<symbol, boolean>)[kBrand] = true;
   }

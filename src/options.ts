@@ -1,5 +1,7 @@
-import type { InspectionEvent, Observer } from 'xstate';
+import type { AnyStateMachine, InspectionEvent, Observer } from 'xstate';
+import type { DeclaredProtocol } from './protocol.js';
 import { ConverseError } from './errors.js';
+import type { IntrospectionOptions } from './introspection.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';
 import type { Handlers } from './types.js';
 import {
@@ -49,9 +51,23 @@ export interface ConversationOptions<Local, Remote> {
    * connection (pending asks get CONNECTION_CLOSED). Off by default.
    */
   keepalive?: { interval: number; timeout?: number };
+  /**
+   * A per-connection protocol state machine. Every incoming message is offered to it first: one it
+   * cannot take in its current state (`snapshot.can(event)` is false) is answered NOT_ACCEPTED and
+   * its handler is not called; otherwise the session takes the event, then the handler runs (and
+   * sees `ctx.session`). The session can answer an ask itself with `answer(event, value)`. When it
+   * reaches a final state, the connection closes gracefully.
+   */
+  session?: AnyStateMachine;
 }
 
 export interface ListenOptions<Local, Remote> extends ConversationOptions<Local, Remote> {
+  /**
+   * The declared protocol this server serves (`defineProtocol`): incoming messages are validated
+   * (INVALID_MESSAGE with the validator's issues), replies are checked against `output`, and its
+   * name and version travel in the handshake.
+   */
+  protocol?: DeclaredProtocol<Local>;
   /** Refuse connections past this many (they get SERVER_FULL). @default 4096 */
   maxConnections?: number;
   /** Listen backlog (Linux caps it at net.core.somaxconn). @default 4096 */
@@ -68,9 +84,18 @@ export interface ListenOptions<Local, Remote> extends ConversationOptions<Local,
   allowUids?: readonly number[];
   /** At most this many live connections per uid; past it a peer gets SERVER_FULL. @default 1024 */
   maxConnectionsPerUid?: number;
+  /**
+   * Answer the reserved `$converse.*` introspection messages (server version, message types,
+   * connections and their states, a stream of state changes) for `interprocess-converse info`,
+   * `monitor`, `dashboard` and `introspect(connection)`. Any peer allowed to connect may
+   * introspect unless `introspection.allow` narrows it. @default false
+   */
+  introspection?: boolean | IntrospectionOptions;
 }
 
 export interface ConnectOptions<Local, Remote> extends ConversationOptions<Local, Remote> {
+  /** The server's declared protocol: gives `ask` its types; its name and version travel in the handshake. */
+  protocol?: DeclaredProtocol<Remote>;
   /** Keep retrying a busy or restarting server (EAGAIN, ECONNREFUSED) for this long, ms. @default 5000 */
   connectTimeout?: number;
   /**
@@ -99,6 +124,8 @@ export interface ResolvedOptions {
   frameTimeout: number;
   maxWriteBuffer: number;
   keepalive: { interval: number; timeout: number } | undefined;
+  protocol: DeclaredProtocol | undefined;
+  session: AnyStateMachine | undefined;
 }
 
 export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions<any, any>): ResolvedOptions {
@@ -112,6 +139,8 @@ export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions
     connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
     maxConnections: options.maxConnections ?? 4096,
     frameTimeout: options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT,
+    protocol: options.protocol,
+    session: options.session,
     maxWriteBuffer: options.maxWriteBuffer ?? DEFAULT_MAX_WRITE_BUFFER,
     keepalive:
       options.keepalive === undefined

@@ -19,6 +19,10 @@ export interface PendingAsk {
   type: string;
   signal: AbortSignal | undefined;
   onAbort: (() => void) | undefined;
+  /** Set for a streamed ask: receives each item (the timeout then runs between items). */
+  item?: (value: unknown) => void;
+  /** Set for a streamed ask: the stream ended (STREAM_END). */
+  end?: () => void;
 }
 
 export class PendingReplies implements PendingTable {
@@ -49,6 +53,15 @@ export class PendingReplies implements PendingTable {
   add(id: number, ask: PendingAsk): void {
     this.asks.set(id, ask);
     if (ask.deadline < this.timerDeadline) this.arm(ask.deadline);
+  }
+
+  get(id: number): PendingAsk | undefined {
+    return this.asks.get(id);
+  }
+
+  /** An item of a streamed ask arrived: its timeout starts again. */
+  touch(ask: PendingAsk): void {
+    ask.deadline = performance.now() + ask.timeout;
   }
 
   /** Remove and return an ask (a reply arrived, or it was aborted). */

@@ -52,6 +52,26 @@ export interface HandlerContext<Local, Remote> {
   readonly signal: AbortSignal;
   /** True when the peer asked (it waits for the return value); false for a tell. */
   readonly expectsReply: boolean;
+  /** The connection's session snapshot, after it took this message (when a `session` machine is used). */
+  readonly session: import('xstate').AnyMachineSnapshot | undefined;
+  /** True when the asker called `stream()`: the handler may return an async iterable of items. */
+  readonly streaming: boolean;
+}
+
+/** The items of a streamed reply: what the handler's async iterable yields. */
+export type StreamItemOf<P, K extends keyof P> = IsAny<P> extends true
+  ? any
+  : P[K] extends (...args: never[]) => infer R
+    ? R extends AsyncIterable<infer T>
+      ? T
+      : Awaited<R>
+    : never;
+
+export interface StreamOptions extends AskOptions {
+  /** How many items may be in flight ahead of the consumer (credit-based backpressure). @default 16 */
+  window?: number;
+  /** ms to wait for each next item (defaults to the connection's `replyTimeout`). */
+  timeout?: number;
 }
 
 export interface AskOptions {

@@ -36,6 +36,12 @@ export const FrameKind = {
   PING: 6,
   /** Keepalive answer: [7]. */
   PONG: 7,
+  /** One item of a streamed reply: [8, id, value]. */
+  STREAM_ITEM: 8,
+  /** A streamed reply ended: [9, id]. */
+  STREAM_END: 9,
+  /** The asker of a stream allows n more items: [10, id, n]. */
+  CREDIT: 10,
 } as const;
 
 /** Length prefix markers (the same scheme as the Rust crate's async-io-typed lineage). */

@@ -1,0 +1,17 @@
+import { kAnswer } from './connection-core.js';
+
+/**
+ * Answer an ask from inside a session machine. Use it in an action of the machine given as
+ * `session` to listen/connect; the asker gets `value` as the reply and the message's handler is
+ * not called. Returns false for a tell (nothing to answer) or an event that was already answered.
+ *
+ * ```ts
+ * on: { whoami: { actions: ({ context, event }) => answer(event, context.user) } }
+ * ```
+ */
+export function answer(event: unknown, value: unknown): boolean {
+  const reply = typeof event === 'object' && event !== null ? (event as Record<symbol, unknown>)[kAnswer] : undefined;
+  if (typeof reply !== 'function') return false;
+  reply(value);
+  return true;
+}
