@@ -248,14 +248,20 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   }
 
   private pauseReading(reason: number): void {
-    if (this.readingPaused === 0) this.socket.pause();
+    if (this.readingPaused === 0) {
+      this.socket.pause();
+      this.decoder?.pause();
+    }
     this.readingPaused |= reason;
   }
 
   private resumeReading(reason: number): void {
     if ((this.readingPaused & reason) === 0) return;
     this.readingPaused &= ~reason;
-    if (this.readingPaused === 0 && !this.released) this.socket.resume();
+    if (this.readingPaused === 0 && !this.released) {
+      this.decoder?.resume(); // frames held back first, then new bytes
+      if (this.readingPaused === 0) this.socket.resume();
+    }
   }
 
   private onDrain(): void {
@@ -473,6 +479,8 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   }
 
   private onSocketClose(): void {
+    // Frames already received but held back by backpressure still reach the user.
+    if (this.closeReason === undefined) this.decoder?.flush();
     this.decoder?.stop();
     if (this.closeReason === undefined) {
       if (this.phase === 'handshake') {
@@ -665,7 +673,8 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     const session = this.options.hasSession === true ? (this.session ??= this.findSession()) : undefined;
     if (session !== undefined) {
       const snapshot = session.getSnapshot() as { can(event: unknown): boolean; value: unknown; status: string };
-      if (snapshot.status !== 'active' || !snapshot.can(event)) {
+      // `xstate.*` types are XState's own (xstate.stop stops an actor): a peer never sends them to the session.
+      if (snapshot.status !== 'active' || type.startsWith('xstate.') || !snapshot.can(event)) {
         this.refuse(
           id,
           type,
@@ -687,6 +696,17 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       }
       session.send(event);
       if (answered) return;
+      const after = session.getSnapshot() as { status: string; error?: unknown };
+      if (after.status === 'error') {
+        // The machine threw while taking the event: the asker is told, the connection closes
+        // gracefully (the connection machine takes the session's error event), the handler never runs.
+        const remote = describeThrown(after.error);
+        this.reportLocal(
+          new ConverseError('REMOTE_ERROR', `The session machine failed taking "${type}" (${remote.name}: ${remote.message}); the connection is closing.`, { cause: after.error, remote }),
+        );
+        if (id >= 0) this.writeRemoteError(id, type, after.error);
+        return;
+      }
     }
     const handlers = this.options.handlers;
     if (handlers !== undefined) {

@@ -36,11 +36,53 @@ export class FrameDecoder {
     private readonly onError: (error: ConverseError) => void,
   ) {}
 
-  push(chunk: Buffer): void {
+  /** Frames received but held back while paused (the rest of a chunk, in order). */
+  private backlog: Buffer[] = [];
+  private paused = false;
+
+  /**
+   * Stop delivering at the next frame boundary; the rest of the current chunk is kept, in order,
+   * until `resume`. Pausing the socket alone is not enough: one chunk can hold thousands of
+   * small frames.
+   */
+  pause(): void {
+    if (!this.flushing) this.paused = true;
+  }
+
+  private flushing = false;
+
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    while (!this.paused && this.backlog.length > 0 && this.state !== FAILED) this.push(this.backlog.shift()!, true);
+  }
+
+  /** The connection is closing: deliver whatever was held back, paused or not (nothing is lost). */
+  flush(): void {
+    this.flushing = true;
+    this.paused = false;
+    const rest = this.backlog;
+    this.backlog = [];
+    for (const chunk of rest) this.push(chunk, true);
+    this.flushing = false;
+  }
+
+  push(chunk: Buffer, fromBacklog = false): void {
+    if (!fromBacklog && this.backlog.length > 0) {
+      this.backlog.push(chunk);
+      return;
+    }
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
       if (this.state === READ_PREFIX) {
+        if (this.paused && this.headerFill === 0) {
+          // At a frame boundary while paused: keep the rest for later (in front when it came from the backlog).
+          const rest = chunk.subarray(pos);
+          if (fromBacklog) this.backlog.unshift(rest);
+          else this.backlog.push(rest);
+          return;
+        }
         // Fast path: a whole header (and perhaps the whole frame) in this chunk.
         if (this.headerFill === 0) {
           const parsed = this.parseHeader(chunk, pos, end);
@@ -162,6 +204,7 @@ export class FrameDecoder {
   stop(): void {
     this.state = FAILED;
     this.body = undefined;
+    this.backlog = [];
   }
 
   /** True while a frame is partly received: EOF now truncates it, and a per-frame deadline applies. */
