@@ -1,6 +1,7 @@
 import type { AnyStateMachine, InspectionEvent, Observer } from 'xstate';
 import type { DeclaredProtocol } from './protocol.js';
 import { ConverseError } from './errors.js';
+import { MIN_MAX_MESSAGE_SIZE } from './wire/handshake.js';
 import type { IntrospectionOptions } from './introspection.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';
 import type { Handlers } from './types.js';
@@ -147,7 +148,9 @@ export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions
         ? undefined
         : { interval: options.keepalive.interval, timeout: options.keepalive.timeout ?? options.keepalive.interval },
   };
-  positiveInteger('maxMessageSize', resolved.maxMessageSize, 0xffffffff);
+  if (!Number.isInteger(resolved.maxMessageSize) || resolved.maxMessageSize < MIN_MAX_MESSAGE_SIZE || resolved.maxMessageSize > 0xffffffff) {
+    throw new ConverseError('INVALID_ARGUMENT', `maxMessageSize must be an integer from ${MIN_MAX_MESSAGE_SIZE} to ${0xffffffff} bytes (got ${String(resolved.maxMessageSize)}).`);
+  }
   positiveInteger('maxWriteBuffer', resolved.maxWriteBuffer, Number.MAX_SAFE_INTEGER);
   if (resolved.keepalive !== undefined && !(resolved.keepalive.interval > 0 && resolved.keepalive.timeout > 0)) {
     throw new ConverseError('INVALID_ARGUMENT', 'keepalive.interval and keepalive.timeout must be positive numbers of milliseconds.');

@@ -8,6 +8,9 @@ import { decodeBody, encodeValue } from './codec.js';
  * extension length) and an optional MessagePack map.
  */
 
+/** The smallest maxMessageSize a peer may declare (docs/PROTOCOL.md §3.1). */
+export const MIN_MAX_MESSAGE_SIZE = 256;
+
 export interface HandshakeMessage {
   version: number;
   kind: number;
@@ -89,6 +92,15 @@ export class HandshakeReader {
       maxMessageSize: b.readUInt32BE(8),
       extension,
     };
+    // A limit too small for the library's own control and error frames (GOODBYE, CANCEL, the
+    // fallback ERROR) would make them fail to encode on a path with no caller to take the error.
+    // (A REJECT's size is informational, and another version is refused by its version.)
+    if (message.kind !== HandshakeKind.REJECT && message.version === PROTOCOL_VERSION && message.maxMessageSize < MIN_MAX_MESSAGE_SIZE) {
+      throw new ConverseError(
+        'HANDSHAKE_FAILED',
+        `The peer declared a maxMessageSize of ${message.maxMessageSize} bytes; the protocol needs at least ${MIN_MAX_MESSAGE_SIZE}.`,
+      );
+    }
     return { message, rest: chunk.subarray(pos) };
   }
 }
