@@ -150,7 +150,18 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     // The cached phase the hot path checks; snapshots change only on lifecycle events.
     actor.subscribe((snapshot: { value: unknown }) => this.setPhase(snapshot.value as ConnectionState));
     const socket = this.socket;
-    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.onData(chunk);
+      } catch (error) {
+        // Defence in depth: whatever a peer's bytes provoke, it ends this connection, never the process.
+        this.fail(
+          error instanceof ConverseError
+            ? error
+            : new ConverseError('PROTOCOL_ERROR', `Handling the peer's data failed: ${(error as Error)?.message ?? String(error)}. The connection was closed.`, { cause: error }),
+        );
+      }
+    });
     socket.on('close', () => this.onSocketClose());
     if (this.options.role === 'client') {
       this.writeRaw(
@@ -192,6 +203,8 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     const reason = this.closeReason ?? connectionClosedError();
     for (const item of this.inFlight.values()) item.abort(reason);
     this.inFlight.clear();
+    // Streams waiting for credit that will never come: let them see the abort and finish.
+    for (const producer of this.producing.values()) producer.wake?.();
     this.pending.rejectAll(reason.code === 'CONNECTION_CLOSED' ? reason : connectionClosedError(reason));
     this.incoming.end();
     for (const waiter of this.roomWaiters.splice(0)) waiter.reject(connectionClosedError(reason));
@@ -427,7 +440,7 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       // Without a known reason, a REJECT from another protocol version is a version mismatch
       // (the header's version field is stable across versions so that this can be told).
       const code =
-        typeof reply.extension.code === 'string' && reply.extension.code in ErrorCodes
+        typeof reply.extension.code === 'string' && Object.hasOwn(ErrorCodes, reply.extension.code)
           ? (reply.extension.code as ErrorCode)
           : reply.version !== PROTOCOL_VERSION
             ? 'VERSION_MISMATCH'
@@ -436,7 +449,7 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       const error =
         code === 'VERSION_MISMATCH'
           ? versionMismatch(reply.version, 'server')
-          : new ConverseError(code, `The server refused the connection (${code}): ${said}.${hints[code] ?? ''}`);
+          : new ConverseError(code, `The server refused the connection (${code}): ${said}.${Object.hasOwn(hints, code) ? hints[code] : ''}`);
       this.failHandshake(error, false);
       return;
     }
@@ -481,9 +494,14 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   private onSocketClose(): void {
     // Frames already received but held back by backpressure still reach the user.
     if (this.closeReason === undefined) this.decoder?.flush();
+    // A clean EOF in the middle of a frame (or of its length prefix) truncated that frame: a
+    // protocol violation to report, not an ordinary goodbye.
+    const truncated = this.decoder?.inFrame === true;
     this.decoder?.stop();
     if (this.closeReason === undefined) {
-      if (this.phase === 'handshake') {
+      if (truncated && this.socketError === undefined) {
+        this.closeReason = protocolError('it closed the connection in the middle of a frame (the frame was truncated)');
+      } else if (this.phase === 'handshake') {
         this.closeReason = new ConverseError(
           'HANDSHAKE_FAILED',
           `The ${this.options.role === 'client' ? 'server' : 'client'} closed the connection during the handshake${this.socketError ? ` (${this.socketError.message})` : ''}.`,
@@ -631,7 +649,14 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       }
       if (declared.input !== undefined) {
         const { type: _type, ...fields } = event as Record<string, unknown>;
-        const result = declared.input['~standard'].validate(fields);
+        let result: ReturnType<StandardSchemaV1['~standard']['validate']>;
+        try {
+          result = declared.input['~standard'].validate(fields);
+        } catch (error) {
+          // A validator that throws (a bug in it) must not take the connection or the process down.
+          this.refuse(id, type, 'INVALID_MESSAGE', `validating "${type}" failed: ${(error as Error)?.message ?? error}`);
+          return;
+        }
         if (result instanceof Promise) {
           // An async validator: the handler runs once it settles (a later sync message may overtake it).
           result.then(
@@ -690,7 +715,15 @@ export class ConnectionCore implements ConnectionTransport, Watched {
           value: (value: unknown) => {
             if (answered) return;
             answered = true;
-            this.writeReply(id, type, value);
+            const output = this.declaredOutput(type);
+            if (output === undefined) {
+              this.writeReply(id, type, value);
+              return;
+            }
+            // A reply from the machine is held to the declared `output` like a handler's.
+            const ctx = new HandlerContextImpl(this.facade, true, session);
+            this.inFlight.set(id, ctx);
+            this.validateReply(id, type, ctx, value, output);
           },
         });
       }
@@ -795,6 +828,7 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     const producer = { credit: ctx.credit, wake: undefined as (() => void) | undefined };
     this.producing.set(id, producer);
     const iterator = items[Symbol.asyncIterator]();
+    const output = this.options.schemas !== undefined && Object.hasOwn(this.options.schemas, type) ? this.options.schemas[type]!.output : undefined;
     let failed: unknown;
     let ended = false;
     try {
@@ -811,7 +845,19 @@ export class ConnectionCore implements ConnectionTransport, Watched {
           break;
         }
         producer.credit--;
-        this.writeFrame(encodeFrame([FrameKind.STREAM_ITEM, id, next.value], this.checksum, this.sendLimit));
+        let value = next.value;
+        if (output !== undefined) {
+          // Each item must match the declared `output`: a bad one ends the stream on this side.
+          const result = await output['~standard'].validate(value);
+          if (result.issues !== undefined) {
+            const issues = toValidationIssues(result.issues);
+            const error = new ConverseError('INVALID_MESSAGE', `The handler for "${type}" streamed an item that does not match the declared protocol: ${describeIssues(issues)}.`, { issues });
+            this.reportLocal(error);
+            throw error;
+          }
+          value = result.value;
+        }
+        this.writeFrame(encodeFrame([FrameKind.STREAM_ITEM, id, value], this.checksum, this.sendLimit));
       }
     } catch (error) {
       failed = error;
@@ -838,7 +884,13 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       this.reportLocal(error);
       this.finishValidated(id, type, ctx, undefined, error, true);
     };
-    const result = schema['~standard'].validate(value);
+    let result: ReturnType<StandardSchemaV1['~standard']['validate']>;
+    try {
+      result = schema['~standard'].validate(value);
+    } catch (error) {
+      this.finishValidated(id, type, ctx, undefined, error, true);
+      return;
+    }
     if (result instanceof Promise) result.then(settle, (error) => this.finishValidated(id, type, ctx, undefined, error, true));
     else settle(result);
   }
@@ -853,10 +905,32 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   }
 
   /** @internal Used by IncomingMessageImpl. */
-  answer(message: IncomingMessageImpl, value: unknown, error: unknown, isError: boolean): Promise<void> {
+  answer(message: IncomingMessageImpl, value: unknown, error: unknown, isError: boolean, validated = false): Promise<void> {
     const id = message.id;
     if (id < 0) {
       return Promise.reject(new ConverseError('INVALID_ARGUMENT', `The message "${message.event.type}" was told, not asked: there is no one to reply to.`));
+    }
+    const output = isError || validated || this.inFlight.get(id) !== message ? undefined : this.declaredOutput(message.event.type);
+    if (output !== undefined) {
+      // `reply(value)` is held to the declared `output`: a bad reply fails here (reply() rejects
+      // with INVALID_MESSAGE) and the asker gets REMOTE_ERROR carrying it.
+      const check = (result: StandardSchemaResult<unknown>): Promise<void> => {
+        if (result.issues === undefined) return this.answer(message, result.value, undefined, false, true);
+        const issues = toValidationIssues(result.issues);
+        const invalid = new ConverseError('INVALID_MESSAGE', `The reply to "${message.event.type}" does not match the declared protocol: ${describeIssues(issues)}.`, { issues });
+        this.answer(message, undefined, invalid, true).catch(() => {});
+        return Promise.reject(invalid);
+      };
+      const fail = (thrown: unknown): Promise<void> => {
+        this.answer(message, undefined, thrown, true).catch(() => {});
+        return Promise.reject(thrown);
+      };
+      try {
+        const result = output['~standard'].validate(value);
+        return result instanceof Promise ? result.then(check, fail) : check(result);
+      } catch (thrown) {
+        return fail(thrown);
+      }
     }
     if (!this.inFlight.delete(id)) {
       if (this.phase === 'closed') return Promise.reject(connectionClosedError());
@@ -873,6 +947,12 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       return Promise.reject(encodeError);
     }
     return Promise.resolve();
+  }
+
+  /** The declared `output` schema of a message type this side serves, if any. */
+  private declaredOutput(type: string): StandardSchemaV1 | undefined {
+    const schemas = this.options.schemas;
+    return schemas !== undefined && Object.hasOwn(schemas, type) ? schemas[type]!.output : undefined;
   }
 
   private checkDrained(): void {
@@ -953,6 +1033,8 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     let id = -1;
     let ask: PendingAsk | undefined;
     let consumed = 0;
+    /** Items the producer may still send before it needs more credit. */
+    let credit = window;
     const start = (): void => {
       if (this.phase !== 'active') throw this.unavailable();
       if (typeof event !== 'object' || event === null || typeof event.type !== 'string') {
@@ -972,7 +1054,11 @@ export class ConnectionCore implements ConnectionTransport, Watched {
           failure = error;
           items.end();
         },
-        item: (value) => items.push(value),
+        item: (value) => {
+          items.push(value);
+          // The window is full: the producer waits for us, so its timeout stops until we grant credit.
+          if (--credit <= 0) ask!.deadline = Infinity;
+        },
         end: () => items.end(),
         deadline: performance.now() + timeout,
         timeout,
@@ -996,7 +1082,7 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     const iterator: AsyncIterableIterator<unknown> = {
       next: async () => {
         if (ask === undefined) start();
-        else this.pending.touch(ask); // a slow consumer is not a slow producer
+        else if (credit > 0) this.pending.touch(ask); // a slow consumer is not a slow producer
         const next = await items.next();
         if (next.done) {
           if (failure !== undefined) throw failure;
@@ -1005,7 +1091,9 @@ export class ConnectionCore implements ConnectionTransport, Watched {
         // Grant more credit once half the window has been consumed.
         if (++consumed >= Math.ceil(window / 2) && this.pending.get(id) !== undefined) {
           this.writeControl(FrameKind.CREDIT, id, consumed);
+          credit += consumed;
           consumed = 0;
+          this.pending.touch(ask!); // the producer may go on: its timeout runs again
         }
         return next;
       },
@@ -1203,13 +1291,20 @@ export class IncomingMessageImpl implements InFlight {
 }
 
 function describeThrown(error: unknown): RemoteErrorInfo {
-  if (error instanceof Error) {
-    const info: RemoteErrorInfo = { name: error.name, message: error.message };
-    const code = (error as { code?: unknown }).code;
-    if (typeof code === 'string') info.code = code;
-    return info;
+  // Whatever a handler threw is untrusted: a getter that throws, a Symbol name or a Proxy must
+  // not escape from here (it would be an uncaught exception in the server, and the asker would
+  // wait for its timeout instead of getting REMOTE_ERROR).
+  try {
+    if (error instanceof Error) {
+      const info: RemoteErrorInfo = { name: safeString(error.name), message: safeString(error.message) };
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === 'string') info.code = code;
+      return info;
+    }
+    return { name: 'Error', message: typeof error === 'string' ? error : safeString(error) };
+  } catch {
+    return { name: 'Error', message: 'the handler threw a value that could not be described' };
   }
-  return { name: 'Error', message: typeof error === 'string' ? error : safeString(error) };
 }
 
 function safeString(value: unknown): string {
