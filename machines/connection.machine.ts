@@ -60,6 +60,7 @@ export type TransportCommand =
 export type ConnectionEvent =
   | TransportEvent
   | { type: 'xstate.done.actor.session'; output?: unknown }
+  | { type: 'xstate.error.actor.session' }
   | { type: 'CLOSE'; timeout?: number }
   | { type: 'DESTROY'; error?: ConverseError };
 
@@ -205,6 +206,9 @@ export const connectionMachine = setup({
       on: {
         // The session machine reached a final state: the protocol is over, close gracefully.
         'xstate.done.actor.session': { target: 'closing' },
+        // The session machine threw: close gracefully too. (Unhandled, its error event would put
+        // this actor in an error state and be rethrown as an uncaught exception.)
+        'xstate.error.actor.session': { target: 'closing' },
         CLOSE: { target: 'closing', actions: 'setCloseTimeout' },
         'TRANSPORT.PEER_GOODBYE': { target: 'closing', actions: 'recordPeerGoodbye' },
         'TRANSPORT.FAILED': { target: 'closed', actions: 'recordError' },
@@ -219,6 +223,8 @@ export const connectionMachine = setup({
       },
       on: {
         'TRANSPORT.PEER_GOODBYE': { actions: ['recordPeerGoodbye', 'watchDrain'] },
+        // A session that fails while the connection closes changes nothing (see `active`).
+        'xstate.error.actor.session': { target: 'closing', reenter: false },
         'TRANSPORT.DRAINED': { guard: 'peerSaidGoodbye', actions: 'endTransport' },
         'TRANSPORT.FAILED': { target: 'closed', actions: 'recordError' },
         'TRANSPORT.CLOSED': { target: 'closed', actions: 'recordError' },

@@ -81,7 +81,19 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   /** The connection actor (set when the machine starts this transport). */
   actor: AnyActorRef | undefined;
   /** The public facade handlers receive as `ctx.connection` (set by it). */
-  facade: unknown;
+  get facade(): unknown {
+    return this.facadeObject;
+  }
+  set facade(facade: unknown) {
+    this.facadeObject = facade;
+    // A client's facade is made once the handshake is done: publish the open it missed.
+    if (this.openUnpublished) {
+      this.openUnpublished = false;
+      if (channels.connectionOpen.hasSubscribers) channels.connectionOpen.publish({ connection: facade });
+    }
+  }
+  private facadeObject: unknown;
+  private openUnpublished = false;
   /** The peer's kernel-reported credentials (read once, at connect/accept). */
   peer: PeerCredentials = {};
   /** Why the connection closed, when not cleanly. */
@@ -329,8 +341,9 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     if (this.phase === phase || this.phase === 'closed') return;
     const previous = this.phase;
     this.phase = phase;
-    if (phase === 'active' && previous === 'handshake' && channels.connectionOpen.hasSubscribers) {
-      channels.connectionOpen.publish({ connection: this.facade });
+    if (phase === 'active' && previous === 'handshake') {
+      if (this.facadeObject === undefined) this.openUnpublished = true;
+      else if (channels.connectionOpen.hasSubscribers) channels.connectionOpen.publish({ connection: this.facadeObject });
     }
     if (phase === 'closed') {
       if (previous !== 'handshake' && channels.connectionClose.hasSubscribers) {

@@ -12,10 +12,27 @@ export { ConverseError, ErrorCodes, isConverseError, type ErrorCode, type Remote
 export { generateSocketName, MAX_SOCKET_PATH_BYTES } from './transport/names.js';
 export { peerCredentialsSupported, type PeerCredentials } from './transport/peer-credentials.js';
 export type { ConnectOptions, ConversationOptions, InspectOption, ListenOptions } from './options.js';
-export { defineProtocol, type ApiOf, type DeclaredProtocol, type MessageSchemas, type ProtocolDefinition, type StandardSchemaV1, type ValidationIssue } from './protocol.js';
+export { defineProtocol, protocolDescription, type ApiOf, type DeclaredProtocol, type MessageDescription, type MessageSchemas, type ProtocolDefinition, type ProtocolDescription, type StandardSchemaV1, type ValidationIssue } from './protocol.js';
 export { answer } from './session.js';
 export type { StreamItemOf, StreamOptions } from './types.js';
 export type { AskOptions, EventFor, EventOf, HandlerContext, Handlers, MessageFields, MessageType, Protocol, ReplyOf } from './types.js';
 export type { ConnectionState, ConnectionActorRef } from '../machines/connection.machine.js';
 export type { SupervisorActorRef } from '../machines/supervisor.machine.js';
 export { PROTOCOL_VERSION } from './wire/constants.js';
+export {
+  introspect,
+  observeServer,
+  describeServer,
+  describeConnection,
+  INTROSPECTION_VERSION,
+  IntrospectionMessages,
+  type ConnectionInfo,
+  type ErrorInfo,
+  type IntrospectionClient,
+  type IntrospectionEvent,
+  type IntrospectionOptions,
+  type ServerInfo,
+  type ServerWatch,
+  type WatchStart,
+} from './introspection.js';
+export { serveDashboard, machineGraph, type Dashboard, type DashboardOptions, type DashboardState, type MachineGraph } from './dashboard/index.js';

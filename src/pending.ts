@@ -62,6 +62,8 @@ export class PendingReplies implements PendingTable {
   /** An item of a streamed ask arrived: its timeout starts again. */
   touch(ask: PendingAsk): void {
     ask.deadline = performance.now() + ask.timeout;
+    // A stream's deadline may have been suspended (Infinity) while no timer was armed for it.
+    if (ask.deadline < this.timerDeadline) this.arm(ask.deadline);
   }
 
   /** Remove and return an ask (a reply arrived, or it was aborted). */

@@ -36,6 +36,11 @@ export interface ValidationIssue {
 export interface MessageSchemas {
   input?: StandardSchemaV1;
   output?: StandardSchemaV1;
+  /**
+   * The reply is streamed (the handler is an async generator, the asker uses `stream()`): `output`
+   * then validates each item, and the handler's type returns `AsyncIterable<output>`.
+   */
+  stream?: boolean;
 }
 
 export type ProtocolDefinition = Record<string, MessageSchemas>;
@@ -45,7 +50,9 @@ type OutputOf<S> = S extends StandardSchemaV1<unknown, infer O> ? O : void;
 
 /** The protocol type (message type → handler signature) a declaration describes. */
 export type ApiOf<D extends ProtocolDefinition> = {
-  [K in keyof D & string]: (event: InputOf<D[K]['input']>) => OutputOf<D[K]['output']>;
+  [K in keyof D & string]: D[K] extends { stream: true }
+    ? (event: InputOf<D[K]['input']>) => AsyncIterable<D[K]['output'] extends StandardSchemaV1 ? OutputOf<D[K]['output']> : unknown>
+    : (event: InputOf<D[K]['input']>) => OutputOf<D[K]['output']>;
 };
 
 declare const apiMarker: unique symbol;
@@ -103,4 +110,81 @@ export function describeIssues(issues: ValidationIssue[]): string {
     .slice(0, 5)
     .map((issue) => (issue.path.length > 0 ? `${issue.path.join('.')}: ${issue.message}` : issue.message))
     .join('; ');
+}
+
+/** One message of a declared protocol, as introspection can describe it. */
+export interface MessageDescription {
+  type: string;
+  /** Whether the message declares an `input` (fields) schema. */
+  hasInput: boolean;
+  /** Whether the message declares an `output` (reply) schema. */
+  hasOutput: boolean;
+  /** Present (true) when the reply is declared as a stream. */
+  stream?: true;
+  /** JSON Schema of the fields, when the validator can produce one. */
+  input?: Record<string, unknown>;
+  /** JSON Schema of the reply, when the validator can produce one. */
+  output?: Record<string, unknown>;
+}
+
+export interface ProtocolDescription {
+  name?: string;
+  version?: string | number;
+  messages: MessageDescription[];
+}
+
+/**
+ * Describe a declared protocol for introspection: its name, version and message types, and for
+ * each schema its JSON Schema where the validator can produce one — through the Standard JSON
+ * Schema interface (`['~standard'].jsonSchema`, zod ≥ 4.2, arktype) or a `toJSONSchema()` method
+ * (zod 4). Best effort: a schema that cannot be expressed is left out; this never throws.
+ */
+export function protocolDescription(protocol: DeclaredProtocol | ProtocolDefinition): ProtocolDescription {
+  const declared = isDeclaredProtocol(protocol) ? protocol : undefined;
+  const definition: ProtocolDefinition = declared !== undefined ? declared.definition : (protocol as ProtocolDefinition);
+  const description: ProtocolDescription = { messages: [] };
+  if (declared?.name !== undefined) description.name = declared.name;
+  if (declared?.version !== undefined) description.version = declared.version;
+  for (const [type, schemas] of Object.entries(definition ?? {})) {
+    const message: MessageDescription = { type, hasInput: schemas?.input !== undefined, hasOutput: schemas?.output !== undefined };
+    if (schemas?.stream === true) message.stream = true;
+    const input = jsonSchemaOf(schemas?.input, 'input');
+    if (input !== undefined) message.input = input;
+    const output = jsonSchemaOf(schemas?.output, 'output');
+    if (output !== undefined) message.output = output;
+    description.messages.push(message);
+  }
+  return description;
+}
+
+function isDeclaredProtocol(value: unknown): value is DeclaredProtocol {
+  return typeof value === 'object' && value !== null && 'definition' in value && typeof (value as { definition?: unknown }).definition === 'object';
+}
+
+/** A validator's JSON Schema (for `input`, the shape a sender must send; for `output`, what the asker gets), or undefined. */
+function jsonSchemaOf(schema: StandardSchemaV1 | undefined, io: 'input' | 'output'): Record<string, unknown> | undefined {
+  if (schema === undefined) return undefined;
+  const attempts: Array<() => unknown> = [
+    () => {
+      // Standard JSON Schema: ['~standard'].jsonSchema.input/output({ target }).
+      const converter = (schema['~standard'] as { jsonSchema?: Record<string, unknown> }).jsonSchema?.[io];
+      return typeof converter === 'function' ? converter({ target: 'draft-2020-12' }) : undefined;
+    },
+    () => {
+      const method = (schema as { toJSONSchema?: unknown }).toJSONSchema;
+      return typeof method === 'function' ? method.call(schema) : undefined;
+    },
+  ];
+  for (const attempt of attempts) {
+    try {
+      const result = attempt();
+      if (typeof result === 'object' && result !== null && !Array.isArray(result)) {
+        // Only plain JSON travels (introspection sends it over the wire).
+        return JSON.parse(JSON.stringify(result)) as Record<string, unknown>;
+      }
+    } catch {
+      // This validator cannot express the schema: try the next way, else leave it out.
+    }
+  }
+  return undefined;
 }

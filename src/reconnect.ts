@@ -159,7 +159,7 @@ export class ReconnectingConnection<Local = any, Remote = any> extends Connectio
       this.userClosed = true;
       if (this.core.phase !== 'closed') void super.close(options);
       // The physical connection's own `closed` (this.closed is the logical one, which waits for this).
-      void this.core.closed.then(() => this.machine.send({ type: 'CLOSE' }));
+      void this.core.closed.then(() => this.endLogical());
     }
     return this.closed;
   }
@@ -167,7 +167,12 @@ export class ReconnectingConnection<Local = any, Remote = any> extends Connectio
   override destroy(error?: ConverseError): void {
     this.userClosed = true;
     super.destroy(error);
-    this.machine.send({ type: 'CLOSE' });
+    this.endLogical();
+  }
+
+  /** Close the logical connection, unless it already ended (gave up, or closed before). */
+  private endLogical(): void {
+    if (this.machine.getSnapshot().status === 'active') this.machine.send({ type: 'CLOSE' });
   }
 
   override [Symbol.asyncIterator](): AsyncIterator<IncomingMessage<Local>> {

@@ -1,8 +1,10 @@
 import { EventEmitter } from 'node:events';
 import type * as net from 'node:net';
 import { nanoid } from 'nanoid';
-import { createActor, waitFor } from 'xstate';
+import { createActor, waitFor, type AnyStateMachine } from 'xstate';
+import { connectionMachine } from '../machines/connection.machine.js';
 import {
+  connectionGroupMachine,
   supervisorMachine,
   type AcceptedSocketEvent,
   type RefusalCode,
@@ -13,6 +15,7 @@ import { AsyncQueue } from './async-queue.js';
 import { ConnectionCore, SharedFrame } from './connection-core.js';
 import { Connection } from './connection.js';
 import { ConverseError } from './errors.js';
+import { introspectionHandlers, markConnectionOpened, registerServer, validateIntrospectionOptions } from './introspection.js';
 import { resolveOptions, type ListenOptions, type ResolvedOptions } from './options.js';
 import { bindListener, type BoundListener } from './transport/listener.js';
 import { readPeerCredentials, type PeerCredentials } from './transport/peer-credentials.js';
@@ -38,12 +41,13 @@ export async function listen<ServerApi = any, ClientApi = any>(
   options: ListenOptions<ServerApi, ClientApi> = {},
 ): Promise<Server<ServerApi, ClientApi>> {
   const resolved = resolveOptions(options);
+  validateIntrospectionOptions(options.introspection);
   const bound = await bindListener(name, { backlog: options.backlog, socketMode: options.socketMode });
   return new Server<ServerApi, ClientApi>(name, bound, resolved, options.inspect, {
     allow: options.allow,
     allowUids: options.allowUids === undefined ? undefined : new Set(options.allowUids),
     maxConnectionsPerUid: options.maxConnectionsPerUid ?? 1024,
-  });
+  }, options.introspection);
 }
 
 export interface ServerEvents<ServerApi, ClientApi> {
@@ -51,6 +55,20 @@ export interface ServerEvents<ServerApi, ClientApi> {
   connection: [connection: Connection<ServerApi, ClientApi>];
   /** A connection closed because of an error, or a socket was refused (SERVER_FULL, handshake failures …). */
   connectionError: [error: ConverseError, connection: Connection<ServerApi, ClientApi> | undefined];
+  /**
+   * An error of this server's own making that no asker could be told of: a tell's handler threw,
+   * a handler returned a reply that fails the declared protocol, a tell failed validation.
+   */
+  handlerError: [error: ConverseError, connection: Connection<ServerApi, ClientApi>];
+}
+
+/** The supervisor, with the user's session machine provided to every connection (and group). */
+function supervisorFor(session: AnyStateMachine | undefined): typeof supervisorMachine {
+  if (session === undefined) return supervisorMachine;
+  const connection = connectionMachine.provide({ actors: { session: session as never } });
+  return supervisorMachine.provide({
+    actors: { connection, connectionGroup: connectionGroupMachine.provide({ actors: { connection } }) },
+  }) as typeof supervisorMachine;
 }
 
 /**
@@ -72,6 +90,8 @@ export class Server<ServerApi = any, ClientApi = any>
   private closing: Promise<void> | undefined;
   /** Live connections per peer uid, for maxConnectionsPerUid. */
   private readonly perUid = new Map<number, number>();
+  /** The `$converse.*` introspection handlers, when `introspection` is on. */
+  private readonly internalHandlers: Record<string, (event: any, ctx: any) => unknown> | undefined;
 
   /** @internal Use `listen()`. */
   constructor(
@@ -80,9 +100,12 @@ export class Server<ServerApi = any, ClientApi = any>
     private readonly options: ResolvedOptions,
     inspect: ListenOptions<ServerApi, ClientApi>['inspect'],
     private readonly access: AccessPolicy,
+    introspection?: ListenOptions<ServerApi, ClientApi>['introspection'],
   ) {
     super();
     this.name = name;
+    registerServer(this, options, introspection);
+    this.internalHandlers = introspectionHandlers(this, introspection);
     const port: SupervisorPort = {
       refuse: (event, code) => this.refuse(event, code),
       stopAccepting: () => void this.bound.close(),
@@ -98,7 +121,7 @@ export class Server<ServerApi = any, ClientApi = any>
         }
       },
     };
-    this.actor = createActor(supervisorMachine, {
+    this.actor = createActor(supervisorFor(options.session), {
       input: { port, maxConnections: options.maxConnections, closeTimeout: options.closeTimeout },
       inspect,
     });
@@ -180,10 +203,16 @@ export class Server<ServerApi = any, ClientApi = any>
       frameTimeout: this.options.frameTimeout,
       maxWriteBuffer: this.options.maxWriteBuffer,
       keepalive: this.options.keepalive,
+      internalHandlers: this.internalHandlers,
+      schemas: this.options.protocol?.definition,
+      protocolMeta: this.options.protocol,
+      hasSession: this.options.session !== undefined,
+      reportError: (error) => this.emit('handlerError', error, connection),
     });
     const peer = readPeerCredentials(socket);
     core.peer = peer;
     const connection = new Connection<ServerApi, ClientApi>(core, id);
+    markConnectionOpened(connection);
     this.cores.set(id, core);
     const refusal = this.checkAccess(peer);
     const uid = refusal === undefined ? peer.uid : undefined;
@@ -217,6 +246,7 @@ export class Server<ServerApi = any, ClientApi = any>
         pending: core.pending,
         handshakeTimeout: this.options.handshakeTimeout,
         closeTimeout: this.options.closeTimeout,
+        sessionInput: this.options.session === undefined ? undefined : { connectionId: id, peer },
       },
     };
   }

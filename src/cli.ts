@@ -1,0 +1,565 @@
+#!/usr/bin/env node
+/**
+ * interprocess-converse: talk to a daemon from the shell, the way busctl, varlinkctl and grpcurl
+ * do for D-Bus, varlink and gRPC.
+ *
+ *   interprocess-converse call <socket> '<event as JSON>'
+ *   interprocess-converse info <socket>
+ *   interprocess-converse monitor <socket>
+ *   interprocess-converse dashboard <socket>
+ *
+ * Run with --help for everything.
+ */
+import * as fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { connect } from './client.js';
+import type { Connection } from './connection.js';
+import { introspect, libraryVersion, type ConnectionInfo, type IntrospectionEvent, type ServerInfo } from './introspection.js';
+
+const NAME = 'interprocess-converse';
+
+/** Exit codes (also in the help text). */
+export const ExitCode = {
+  OK: 0,
+  /** The request failed: the daemon answered with an error, or the connection was lost. */
+  FAILED: 1,
+  USAGE: 2,
+  /** Could not connect or was refused (no server, handshake, access, server full). */
+  CONNECT: 3,
+  TIMEOUT: 4,
+} as const;
+
+const HELP = `${NAME}: call, inspect and watch a daemon that uses interprocess-converse.
+
+Usage:
+  ${NAME} call <socket> '<event as JSON>'     ask, print the reply as JSON
+  ${NAME} call <socket> <type> ['<fields>']   the same, type and fields apart
+  ${NAME} tell <socket> '<event as JSON>'     send one-way, no reply
+  ${NAME} info <socket>                       server version, message types, connections
+  ${NAME} connections <socket>                the connections and their states (alias: ls)
+  ${NAME} monitor <socket>                    stream connection state changes until Ctrl-C
+  ${NAME} dashboard <socket>                  serve the live web dashboard for the daemon
+  ${NAME} help [command]
+
+Options:
+  --json            machine-readable output: one JSON document (call, info, connections),
+                    one JSON object a line (monitor); errors as {"error": …} on stderr
+  --timeout <ms>    connect and reply timeout, default 5000
+  --port <n>        dashboard: TCP port, default 0 (any free port; the URL is printed)
+  --host <addr>     dashboard: address to bind, default 127.0.0.1 (loopback only)
+  -h, --help        this text
+  -V, --version     the version of ${NAME}
+
+info, connections, monitor and dashboard need a daemon that listens with
+\`introspection: true\`; call and tell work with any daemon.
+
+Exit status: 0 ok · 1 the daemon answered with an error or the connection was lost ·
+2 bad usage · 3 could not connect (or was refused) · 4 timed out.
+Errors print their code on stderr: "error TIMEOUT: …".
+
+Examples:
+  ${NAME} call /run/user/1000/app.sock '{"type":"add","a":1,"b":2}'
+  ${NAME} call /run/user/1000/app.sock add '{"a":1,"b":2}' --json
+  ${NAME} monitor /run/user/1000/app.sock --json | jq .
+  ${NAME} dashboard /run/user/1000/app.sock --port 8080
+`;
+
+const COMMAND_HELP: Record<string, string> = {
+  call: `${NAME} call <socket> '<event as JSON>' [--timeout ms] [--json]
+${NAME} call <socket> <type> ['<fields as JSON>'] [--timeout ms] [--json]
+
+Asks the daemon and prints the reply as JSON (pretty-printed; one line with --json).
+BigInts print as strings, Map as an object (or [key, value] pairs), Set as an array, bytes as
+{"$base64": "…"}, Date as an ISO string, no reply (undefined) as null.
+`,
+  tell: `${NAME} tell <socket> '<event as JSON>' [--timeout ms]
+
+Sends the event one-way (no reply is expected) and exits once it is written.
+`,
+  info: `${NAME} info <socket> [--json] [--timeout ms]
+
+What the daemon's introspection reports: package and wire protocol version, socket, pid,
+uptime, the supervisor's state and counts, message types, and every connection.
+`,
+  connections: `${NAME} connections <socket> [--json] [--timeout ms]   (alias: ls)
+
+Every connection not yet closed: id, state, peer pid/uid, age, pending asks, messages and
+bytes each way, last error.
+`,
+  monitor: `${NAME} monitor <socket> [--json] [--timeout ms]
+
+Streams connection state changes (handshake → active → closing → closed), supervisor state
+changes and refused connections, one line each, until Ctrl-C. With --json each line is the
+event as JSON. A summary goes to stderr first.
+`,
+  dashboard: `${NAME} dashboard <socket> [--port n] [--host addr] [--timeout ms]
+
+Serves the live dashboard for the daemon, its data read over introspection, and prints its URL.
+Binds to 127.0.0.1 unless --host says otherwise. Ctrl-C to stop.
+`,
+};
+
+interface Flags {
+  json: boolean;
+  timeout: number;
+  port: number;
+  host: string;
+}
+
+class UsageError extends Error {}
+
+// ── Output helpers ─────────────────────────────────────────────────────────────────────────
+
+function write(stream: NodeJS.WriteStream, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    if (!stream.write(text)) stream.once('drain', resolve);
+    else resolve();
+  });
+}
+
+/** A value as plain JSON data (what msgpackr can carry that JSON cannot, made explicit). */
+export function toPlain(value: unknown, depth = 0): unknown {
+  if (depth > 200) return '[too deep]';
+  if (value === undefined) return null;
+  if (typeof value === 'bigint') return value.toString();
+  if (typeof value === 'number' && !Number.isFinite(value)) return String(value);
+  if (value === null || typeof value !== 'object') return value;
+  if (value instanceof Date) return Number.isNaN(value.getTime()) ? null : value.toISOString();
+  if (value instanceof Uint8Array) return { $base64: Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('base64') };
+  if (value instanceof Set) return [...value].map((v) => toPlain(v, depth + 1));
+  if (value instanceof Map) {
+    const entries = [...value.entries()];
+    if (entries.every(([k]) => typeof k === 'string')) {
+      return Object.fromEntries(entries.map(([k, v]) => [k, toPlain(v, depth + 1)]));
+    }
+    return entries.map(([k, v]) => [toPlain(k, depth + 1), toPlain(v, depth + 1)]);
+  }
+  if (Array.isArray(value)) return value.map((v) => toPlain(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (v !== undefined) out[k] = toPlain(v, depth + 1);
+  return out;
+}
+
+function json(value: unknown, compact: boolean): string {
+  return `${JSON.stringify(toPlain(value), null, compact ? undefined : 2)}\n`;
+}
+
+function exitCodeOf(error: unknown): number {
+  const code = (error as { code?: unknown })?.code;
+  switch (code) {
+    case 'TIMEOUT':
+      return ExitCode.TIMEOUT;
+    case 'CONNECT_FAILED':
+    case 'HANDSHAKE_FAILED':
+    case 'VERSION_MISMATCH':
+    case 'SERVER_FULL':
+    case 'ACCESS_DENIED':
+    case 'INVALID_NAME':
+      return ExitCode.CONNECT;
+    default:
+      return ExitCode.FAILED;
+  }
+}
+
+async function reportError(error: unknown, flags: Pick<Flags, 'json'>, hint?: string): Promise<number> {
+  if (error instanceof UsageError) {
+    await write(process.stderr, flags.json ? json({ error: { code: 'USAGE', message: error.message } }, true) : `${NAME}: ${error.message}\nRun \`${NAME} --help\` for usage.\n`);
+    return ExitCode.USAGE;
+  }
+  const e = error as { code?: string; message?: string; remote?: { name: string; message: string; code?: string }; issues?: unknown };
+  const code = typeof e?.code === 'string' ? e.code : 'ERROR';
+  const message = typeof e?.message === 'string' ? e.message : String(error);
+  if (flags.json) {
+    const payload: Record<string, unknown> = { code, message };
+    if (e?.remote !== undefined) payload.remote = e.remote;
+    if (e?.issues !== undefined) payload.issues = e.issues;
+    if (hint !== undefined) payload.hint = hint;
+    await write(process.stderr, json({ error: payload }, true));
+  } else {
+    const remoteCode = e?.remote?.code !== undefined ? ` (remote code ${e.remote.code})` : '';
+    await write(process.stderr, `error ${code}${remoteCode}: ${message}${hint !== undefined ? `\n${hint}` : ''}\n`);
+  }
+  return exitCodeOf(error);
+}
+
+function introspectionHint(error: unknown, socket: string): string | undefined {
+  const code = (error as { code?: string })?.code;
+  if (code === 'NO_HANDLER') {
+    return `The daemon at ${socket} does not answer introspection: start it with listen(name, { introspection: true }).`;
+  }
+  if (code === 'TIMEOUT') {
+    return `If the daemon reads messages by iterating (no handlers), it needs listen(name, { introspection: true }) to answer introspection.`;
+  }
+  return undefined;
+}
+
+// ── Formatting ─────────────────────────────────────────────────────────────────────────────
+
+function duration(ms: number | undefined): string {
+  if (ms === undefined) return '?';
+  const s = Math.floor(ms / 1000);
+  if (s < 60) return `${s} s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ${s % 60} s`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ${m % 60} min`;
+  return `${Math.floor(h / 24)} d ${h % 24} h`;
+}
+
+function bytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 * 1024) return `${(n / 1024).toFixed(1)} KiB`;
+  return `${(n / 1024 / 1024).toFixed(1)} MiB`;
+}
+
+function clock(at: number): string {
+  const d = new Date(at);
+  const p = (n: number, w = 2): string => String(n).padStart(w, '0');
+  return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
+}
+
+function peer(info: { peer: { pid?: number; uid?: number } }): string {
+  const parts: string[] = [];
+  if (info.peer.pid !== undefined) parts.push(`pid ${info.peer.pid}`);
+  if (info.peer.uid !== undefined) parts.push(`uid ${info.peer.uid}`);
+  return parts.join(' ') || 'peer unknown';
+}
+
+function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('  ').trimEnd()).join('\n') + '\n';
+}
+
+function connectionTable(connections: ConnectionInfo[], you: string | undefined): string {
+  if (connections.length === 0) return 'no connections\n';
+  const rows = [['ID', 'STATE', 'PID', 'UID', 'AGE', 'PENDING', 'MSGS IN/OUT', 'BYTES IN/OUT', 'LAST ERROR']];
+  for (const c of connections) {
+    rows.push([
+      c.id + (c.id === you ? ' (you)' : ''),
+      c.state,
+      c.peer.pid === undefined ? '-' : String(c.peer.pid),
+      c.peer.uid === undefined ? '-' : String(c.peer.uid),
+      duration(c.age),
+      String(c.pendingAsks),
+      `${c.stats.messagesIn}/${c.stats.messagesOut}`,
+      `${bytes(c.stats.bytesIn)}/${bytes(c.stats.bytesOut)}`,
+      c.lastError === undefined ? '' : `${c.lastError.code}: ${c.lastError.message}`.slice(0, 80),
+    ]);
+  }
+  return table(rows);
+}
+
+function infoText(server: ServerInfo, connections: ConnectionInfo[]): string {
+  const lines = [
+    `${server.library} ${server.version} · wire protocol ${server.protocolVersion} · introspection ${server.introspectionVersion}`,
+    '',
+    table([
+      ['socket', server.socket],
+      ['pid', String(server.pid)],
+      ['uptime', duration(server.uptime)],
+      ['state', server.state],
+      ['connections', `${server.live} live · ${server.accepted} accepted · ${server.refused} refused · max ${server.maxConnections}`],
+      ['messages', server.messageTypes === undefined ? '(not declared)' : server.messageTypes.join(', ') || '(none)'],
+      ...(server.protocol !== undefined ? [['protocol', `${server.protocol.name ?? ''}${server.protocol.version !== undefined ? ` v${server.protocol.version}` : ''}`]] : []),
+    ]).trimEnd(),
+    '',
+    connectionTable(connections, server.you).trimEnd(),
+  ];
+  return `${lines.join('\n')}\n`;
+}
+
+function eventLine(event: IntrospectionEvent, you: string | undefined): string {
+  const time = clock(event.at);
+  if (event.kind === 'connection') {
+    const who = event.id === you ? `${event.id} (this monitor)` : event.id;
+    const error = event.error !== undefined ? `  ${event.error.code}: ${event.error.message}` : '';
+    return `${time}  connection ${who}  ${event.from ?? 'new'} → ${event.to}  ${peer(event.connection)}${error}\n`;
+  }
+  if (event.kind === 'server') return `${time}  server  ${event.from} → ${event.to}\n`;
+  return `${time}  refused  ${event.code}: ${event.message}\n`;
+}
+
+// ── Commands ───────────────────────────────────────────────────────────────────────────────
+
+function parseEvent(args: string[]): { type: string } & Record<string, unknown> {
+  const [first, second, ...rest] = args;
+  if (first === undefined) throw new UsageError('missing the event: give it as JSON, e.g. \'{"type":"status"}\', or as a type and optional fields.');
+  if (rest.length > 0) throw new UsageError(`unexpected arguments: ${rest.join(' ')}`);
+  let event: unknown;
+  const trimmed = first.trim();
+  if (trimmed.startsWith('{')) {
+    if (second !== undefined) throw new UsageError(`unexpected argument after the event JSON: ${second}`);
+    try {
+      event = JSON.parse(trimmed);
+    } catch (error) {
+      throw new UsageError(`the event is not valid JSON: ${(error as Error).message}`);
+    }
+  } else {
+    let fields: unknown = {};
+    if (second !== undefined) {
+      try {
+        fields = JSON.parse(second);
+      } catch (error) {
+        throw new UsageError(`the fields are not valid JSON: ${(error as Error).message}`);
+      }
+      if (typeof fields !== 'object' || fields === null || Array.isArray(fields)) throw new UsageError('the fields must be a JSON object.');
+    }
+    event = { ...(fields as object), type: trimmed };
+  }
+  if (typeof event !== 'object' || event === null || Array.isArray(event) || typeof (event as { type?: unknown }).type !== 'string') {
+    throw new UsageError('the event must be a JSON object with a string "type", e.g. \'{"type":"add","a":1,"b":2}\'.');
+  }
+  return event as { type: string } & Record<string, unknown>;
+}
+
+async function open(socket: string, flags: Flags): Promise<Connection> {
+  // No handlers of our own: an ask from the daemon gets NO_HANDLER at once, tells are dropped.
+  return connect(socket, { handlers: {}, connectTimeout: flags.timeout, replyTimeout: flags.timeout });
+}
+
+async function withConnection(socket: string, flags: Flags, run: (connection: Connection) => Promise<number>, hint?: (error: unknown) => string | undefined): Promise<number> {
+  let connection: Connection;
+  try {
+    connection = await open(socket, flags);
+  } catch (error) {
+    return reportError(error, flags);
+  }
+  try {
+    return await run(connection);
+  } catch (error) {
+    return reportError(error, flags, hint?.(error));
+  } finally {
+    await connection.close({ timeout: 1000 }).catch(() => undefined);
+  }
+}
+
+async function call(socket: string, args: string[], flags: Flags): Promise<number> {
+  const event = parseEvent(args);
+  return withConnection(socket, flags, async (connection) => {
+    const reply = await connection.ask(event as never, { timeout: flags.timeout });
+    await write(process.stdout, json(reply, flags.json));
+    return ExitCode.OK;
+  });
+}
+
+async function tell(socket: string, args: string[], flags: Flags): Promise<number> {
+  const event = parseEvent(args);
+  return withConnection(socket, flags, async (connection) => {
+    await connection.tell(event as never);
+    return ExitCode.OK;
+  });
+}
+
+async function info(socket: string, flags: Flags, connectionsOnly: boolean): Promise<number> {
+  return withConnection(
+    socket,
+    flags,
+    async (connection) => {
+      const client = introspect(connection);
+      const [server, connections] = await Promise.all([client.info({ timeout: flags.timeout }), client.connections({ timeout: flags.timeout })]);
+      if (connectionsOnly) await write(process.stdout, flags.json ? json(connections, true) : connectionTable(connections, server.you));
+      else await write(process.stdout, flags.json ? json({ server, connections }, true) : infoText(server, connections));
+      return ExitCode.OK;
+    },
+    (error) => introspectionHint(error, socket),
+  );
+}
+
+function untilSignal(): { promise: Promise<NodeJS.Signals>; dispose(): void } {
+  let resolve!: (signal: NodeJS.Signals) => void;
+  const promise = new Promise<NodeJS.Signals>((r) => (resolve = r));
+  const onInt = (): void => resolve('SIGINT');
+  const onTerm = (): void => resolve('SIGTERM');
+  process.once('SIGINT', onInt);
+  process.once('SIGTERM', onTerm);
+  return {
+    promise,
+    dispose() {
+      process.off('SIGINT', onInt);
+      process.off('SIGTERM', onTerm);
+    },
+  };
+}
+
+async function monitor(socket: string, flags: Flags): Promise<number> {
+  const signal = untilSignal();
+  try {
+    return await withConnection(
+      socket,
+      flags,
+      async (connection) => {
+        let you: string | undefined;
+        let queue = Promise.resolve();
+        const watch = await introspect(connection).watch(
+          (event, dropped) => {
+            const text = (dropped > 0 ? (flags.json ? json({ kind: 'dropped', count: dropped }, true) : `… ${dropped} event(s) dropped (this monitor fell behind)\n`) : '') + (flags.json ? json(event, true) : eventLine(event, you));
+            queue = queue.then(() => write(process.stdout, text));
+          },
+          { timeout: flags.timeout },
+        );
+        you = watch.initial.server.you;
+        const { server, connections } = watch.initial;
+        await write(
+          process.stderr,
+          `monitoring ${server.socket} (${server.library} ${server.version}, pid ${server.pid}): ${connections.length} connection(s), this monitor is ${you ?? '?'}. Ctrl-C to stop.\n`,
+        );
+        const outcome = await Promise.race([signal.promise.then(() => 'signal' as const), connection.closed.then(() => 'closed' as const)]);
+        await queue;
+        if (outcome === 'signal') {
+          await watch.stop();
+          return ExitCode.OK;
+        }
+        const reason = connection.closeReason;
+        if (reason === undefined) {
+          await write(process.stderr, 'the daemon closed the connection.\n');
+          return ExitCode.OK;
+        }
+        return reportError(reason, flags);
+      },
+      (error) => introspectionHint(error, socket),
+    );
+  } finally {
+    signal.dispose();
+  }
+}
+
+async function dashboard(socket: string, flags: Flags): Promise<number> {
+  const signal = untilSignal();
+  let connection: Connection;
+  try {
+    connection = await open(socket, flags);
+  } catch (error) {
+    signal.dispose();
+    return reportError(error, flags);
+  }
+  try {
+    const { serveDashboard } = await import('./dashboard/server.js');
+    const served = await serveDashboard(connection, { port: flags.port, host: flags.host, timeout: flags.timeout, title: `${NAME} · ${socket}` });
+    await write(process.stdout, flags.json ? json({ url: served.url }, true) : `dashboard for ${socket}: ${served.url}\n`);
+    let stopping = false;
+    void served.ended.then((error) =>
+      stopping ? undefined : write(process.stderr, `the daemon went away (${error.code}); the page keeps its last state. Ctrl-C to stop.\n`),
+    );
+    await signal.promise;
+    stopping = true;
+    await served.close();
+    return ExitCode.OK;
+  } catch (error) {
+    return reportError(error, flags, introspectionHint(error, socket));
+  } finally {
+    signal.dispose();
+    await connection.close({ timeout: 1000 }).catch(() => undefined);
+  }
+}
+
+// ── Entry ──────────────────────────────────────────────────────────────────────────────────
+
+function parse(argv: string[]): { command: string | undefined; positionals: string[]; flags: Flags; help: boolean; version: boolean } {
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        json: { type: 'boolean' },
+        timeout: { type: 'string' },
+        port: { type: 'string' },
+        host: { type: 'string' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+    });
+  } catch (error) {
+    throw new UsageError((error as Error).message);
+  }
+  const { values, positionals } = parsed;
+  const number = (name: string, text: string | undefined, fallback: number, min: number, max: number): number => {
+    if (text === undefined) return fallback;
+    const value = Number(text);
+    if (!Number.isInteger(value) || value < min || value > max) throw new UsageError(`--${name} must be an integer from ${min} to ${max} (got ${text}).`);
+    return value;
+  };
+  const flags: Flags = {
+    json: values.json === true,
+    timeout: number('timeout', values.timeout, 5000, 1, 2 ** 31 - 1),
+    port: number('port', values.port, 0, 0, 65535),
+    host: values.host ?? '127.0.0.1',
+  };
+  return { command: positionals[0], positionals: positionals.slice(1), flags, help: values.help === true, version: values.version === true };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  let parsed: ReturnType<typeof parse>;
+  try {
+    parsed = parse(argv);
+  } catch (error) {
+    return reportError(error, { json: argv.includes('--json') });
+  }
+  const { command, positionals, flags } = parsed;
+  try {
+    if (parsed.version) {
+      await write(process.stdout, `${libraryVersion()}\n`);
+      return ExitCode.OK;
+    }
+    if (command === undefined || command === 'help' || parsed.help) {
+      const topic = command === 'help' ? positionals[0] : command;
+      const text = topic !== undefined ? COMMAND_HELP[topic === 'ls' ? 'connections' : topic] : undefined;
+      await write(process.stdout, text ?? HELP);
+      if (topic !== undefined && text === undefined && command !== undefined && command !== 'help') throw new UsageError(`unknown command "${topic}".`);
+      return ExitCode.OK;
+    }
+    const socket = positionals[0];
+    const rest = positionals.slice(1);
+    if (!Object.hasOwn(COMMAND_HELP, command) && command !== 'ls') throw new UsageError(`unknown command "${command}".`);
+    if (socket === undefined) throw new UsageError(`${command}: missing the socket name.`);
+    const noMore = (): void => {
+      if (rest.length > 0) throw new UsageError(`${command}: unexpected arguments: ${rest.join(' ')}`);
+    };
+    switch (command) {
+      case 'call':
+        return await call(socket, rest, flags);
+      case 'tell':
+        return await tell(socket, rest, flags);
+      case 'info':
+        noMore();
+        return await info(socket, flags, false);
+      case 'connections':
+      case 'ls':
+        noMore();
+        return await info(socket, flags, true);
+      case 'monitor':
+        noMore();
+        return await monitor(socket, flags);
+      case 'dashboard':
+        noMore();
+        return await dashboard(socket, flags);
+      default:
+        throw new UsageError(`unknown command "${command}".`);
+    }
+  } catch (error) {
+    return reportError(error, flags);
+  }
+}
+
+// Run when executed (node dist/src/cli.js, or the package's bin through its symlink), not when imported.
+function isMain(): boolean {
+  const invoked = process.argv[1];
+  if (invoked === undefined) return false;
+  try {
+    return fs.realpathSync(invoked) === fs.realpathSync(fileURLToPath(import.meta.url));
+  } catch {
+    return false;
+  }
+}
+
+if (isMain()) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (error: unknown) => {
+      process.stderr.write(`${NAME}: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+      process.exit(1);
+    },
+  );
+}
