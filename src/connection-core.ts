@@ -72,6 +72,8 @@ export interface ConnectionStats {
 /** Something in flight that the peer asked: a handler running, or a message awaiting `reply`. */
 interface InFlight {
   abort(reason: unknown): void;
+  /** The asker cancelled it (or it was aborted): its id may be reused. */
+  readonly cancelled: boolean;
 }
 
 export class ConnectionCore implements ConnectionTransport, Watched {
@@ -106,6 +108,8 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   readonly incoming = new AsyncQueue<IncomingMessageImpl>();
 
   private readonly inFlight = new Map<number, InFlight>();
+  /** Handlers of tells still running (async): their ctx.signal aborts when the connection closes. */
+  private readonly runningTells = new Set<HandlerContextImpl>();
   /** Streaming replies this side is producing: credits granted by the asker. */
   private readonly producing = new Map<number, { credit: number; wake: (() => void) | undefined }>();
   private send: ((event: TransportEvent) => void) | undefined;
@@ -152,6 +156,11 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     this.incoming.onTake = () => {
       if (this.readingPaused & PAUSED_FOR_READER && this.incoming.size <= INCOMING_LOW_WATER) this.resumeReading(PAUSED_FOR_READER);
     };
+  }
+
+  /** What inspectors and loggers see of the transport in the actor's context (not the socket). */
+  toJSON(): object {
+    return { role: this.options.role, phase: this.phase, peer: this.peer, stats: this.stats, pendingAsks: this.pending.size };
   }
 
   // ── ConnectionTransport: the machine's side ─────────────────────────────────────────────
@@ -215,6 +224,8 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     const reason = this.closeReason ?? connectionClosedError();
     for (const item of this.inFlight.values()) item.abort(reason);
     this.inFlight.clear();
+    for (const ctx of this.runningTells) ctx.abort(reason);
+    this.runningTells.clear();
     // Streams waiting for credit that will never come: let them see the abort and finish.
     for (const producer of this.producing.values()) producer.wake?.();
     this.pending.rejectAll(reason.code === 'CONNECTION_CLOSED' ? reason : connectionClosedError(reason));
@@ -580,6 +591,12 @@ export class ConnectionCore implements ConnectionTransport, Watched {
         return;
       }
       case FrameKind.ASK: {
+        // An id still in progress must not be reused (docs/PROTOCOL.md §6.2): the first handler
+        // would lose track of its asker (its signal would never abort) and the replies would mix.
+        if (this.inFlight.get(id)?.cancelled === false) {
+          this.fail(protocolError(`it sent an ASK with id ${id} while its earlier ASK with that id was still in progress`));
+          return;
+        }
         // An optional fourth element carries ask options: { stream: credit } asks for a streamed reply.
         const askOptions = message[3] as { stream?: unknown } | undefined;
         const credit = typeof askOptions === 'object' && askOptions !== null && typeof askOptions.stream === 'number' ? askOptions.stream : -1;
@@ -794,6 +811,7 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       return;
     }
     if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+      if (id < 0) this.runningTells.add(ctx);
       (result as PromiseLike<unknown>).then(
         (value) => this.finishHandler(id, type, ctx, value, undefined, false),
         (error) => this.finishHandler(id, type, ctx, undefined, error, true),
@@ -812,6 +830,7 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       }
     }
     if (id < 0) {
+      this.runningTells.delete(ctx);
       if (threw) {
         // A tell has no asker to tell: surface it rather than lose it.
         const remote = describeThrown(error);
@@ -828,12 +847,19 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       threw = true;
       error = new ConverseError('INVALID_ARGUMENT', `The handler for "${type}" streams its reply; the asker must use connection.stream() instead of ask().`);
     }
-    if (!this.inFlight.delete(id)) return;
+    if (!this.finished(id, ctx)) return;
     if (!ctx.cancelled) {
       if (threw) this.writeRemoteError(id, type, error);
       else this.writeReply(id, type, value);
     }
     if (this.watchingDrain) this.checkDrained();
+  }
+
+  /** Remove `item`'s in-flight entry; false if it is not (any more) the one under `id`. */
+  private finished(id: number, item: InFlight): boolean {
+    if (this.inFlight.get(id) !== item) return false;
+    this.inFlight.delete(id);
+    return true;
   }
 
   /** Send a handler's async iterable as STREAM_ITEMs, as fast as the asker's credit allows. */
@@ -877,7 +903,7 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     } finally {
       this.producing.delete(id);
       if (!ended) await Promise.resolve(iterator.return?.()).catch(() => {});
-      if (this.inFlight.delete(id) && !ctx.cancelled) {
+      if (this.finished(id, ctx) && !ctx.cancelled) {
         if (failed !== undefined) this.writeRemoteError(id, type, failed);
         else if (ended) this.writeControl(FrameKind.STREAM_END, id);
       }
@@ -909,7 +935,7 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   }
 
   private finishValidated(id: number, type: string, ctx: HandlerContextImpl, value: unknown, error: unknown, threw: boolean): void {
-    if (!this.inFlight.delete(id)) return;
+    if (!this.finished(id, ctx)) return;
     if (!ctx.cancelled) {
       if (threw) this.writeRemoteError(id, type, error);
       else this.writeReply(id, type, value);
@@ -945,7 +971,7 @@ export class ConnectionCore implements ConnectionTransport, Watched {
         return fail(thrown);
       }
     }
-    if (!this.inFlight.delete(id)) {
+    if (!this.finished(id, message)) {
       if (this.phase === 'closed') return Promise.reject(connectionClosedError());
       return Promise.reject(new ConverseError('INVALID_ARGUMENT', `The message "${message.event.type}" was already answered (or cancelled by the asker).`));
     }

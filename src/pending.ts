@@ -42,6 +42,11 @@ export class PendingReplies implements PendingTable {
     return this.asks.size;
   }
 
+  /** Serialised (by inspectors) as a count: the table itself stays private. */
+  toJSON(): object {
+    return { size: this.asks.size };
+  }
+
   /** A fresh id: a uint32 counter that skips ids still in use after wrapping. */
   allocateId(): number {
     let id = this.nextId;

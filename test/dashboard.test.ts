@@ -1,0 +1,292 @@
+/**
+ * The live dashboard: the machine diagram drawn from the machine definitions, the HTTP endpoints,
+ * and end to end in a real browser — headless Chromium (Debian's `chromium` package) driven by
+ * playwright-core — with client processes that connect and are killed while the page watches.
+ *
+ * `UPDATE_SCREENSHOT=1 npm test -- test/dashboard.test.ts` also rewrites docs/dashboard.png.
+ */
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { setup } from 'xstate';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { connectionMachine, supervisorMachine } from '../machines/index.js';
+import { connect, listen, machineGraph, serveDashboard, type DashboardState, type Server } from '../src/index.js';
+import { machineSvg } from '../src/dashboard/graph.js';
+import type { ClientApi, ServerApi } from './fixtures/protocol.js';
+import { cleanup, onCleanup, sleep, socketName } from './helpers/cleanup.js';
+import { startFixture, type Fixture } from './helpers/fixture.js';
+import { serverHandlers } from './helpers/scenario.js';
+
+afterEach(cleanup);
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const hasChromium = fs.existsSync(CHROMIUM);
+if (!hasChromium) {
+  console.warn(`test/dashboard.test.ts: the browser tests are SKIPPED: no Chromium at ${CHROMIUM} (apt-get install chromium, or set CHROMIUM_PATH).`);
+}
+const CHROMIUM_ARGS = [
+  '--headless',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+];
+
+async function startServer(options: { introspection?: boolean } = {}): Promise<{ name: string; server: Server<ServerApi, ClientApi> }> {
+  const name = socketName();
+  const server = await listen<ServerApi, ClientApi>(name, { handlers: serverHandlers(), ...options });
+  onCleanup(() => server.close({ timeout: 300 }));
+  return { name, server };
+}
+
+async function startDashboard(target: Parameters<typeof serveDashboard>[0]) {
+  const dashboard = await serveDashboard(target, { interval: 200 });
+  onCleanup(() => dashboard.close());
+  return dashboard;
+}
+
+describe('the machine diagram comes from the machine definition', () => {
+  it('reads states and transitions of the connection machine', () => {
+    const graph = machineGraph(connectionMachine);
+    expect(graph.id).toBe('connection');
+    expect(graph.states.map((s) => s.key)).toEqual(['handshake', 'active', 'closing', 'closed']);
+    expect(graph.states.find((s) => s.initial)!.key).toBe('handshake');
+    expect(graph.states.find((s) => s.final)!.key).toBe('closed');
+    const edge = (source: string, target: string): string[] => graph.transitions.filter((t) => t.source === source && t.target === target).map((t) => t.label);
+    expect(edge('handshake', 'active')).toEqual(['HANDSHAKE_SUCCEEDED']);
+    expect(edge('handshake', 'closed')).toContain('after handshakeTimeout');
+    expect(edge('active', 'closing')).toEqual(expect.arrayContaining(['CLOSE', 'PEER_GOODBYE']));
+    expect(edge('closing', 'closed')).toEqual(expect.arrayContaining(['after closeTimeout', 'DESTROY']));
+    // Targetless transitions (closing's DRAINED only acts) are not edges.
+    expect(graph.transitions.every((t) => t.source !== t.target)).toBe(true);
+
+    const supervisor = machineGraph(supervisorMachine);
+    expect(supervisor.states.map((s) => s.key)).toEqual(['listening', 'draining', 'closed']);
+    expect(supervisor.transitions.find((t) => t.source === 'draining')).toMatchObject({ target: 'closed', kind: 'always', guard: 'allConnectionsEnded' });
+  });
+
+  it('draws any machine: one node per state, edges carry their events', () => {
+    const toy = setup({}).createMachine({
+      id: 'toy',
+      initial: 'a',
+      states: { a: { on: { GO: 'b', SKIP: 'c' } }, b: { after: { 100: 'c' }, on: { BACK: 'a' } }, c: { type: 'final' } },
+    });
+    const graph = machineGraph(toy);
+    expect(graph.transitions.map((t) => `${t.source}-${t.label}->${t.target}`).sort()).toEqual(['a-GO->b', 'a-SKIP->c', 'b-BACK->a', 'b-after 100 ms->c']);
+    const svg = machineSvg(graph);
+    expect(svg.startsWith('<svg')).toBe(true);
+    for (const key of ['a', 'b', 'c']) expect(svg).toContain(`data-state="${key}"`);
+    expect(svg).toContain('>GO<');
+    expect(svg).toContain('after 100 ms');
+    expect(svg.match(/class="edge"/g)).toHaveLength(4);
+    expect(machineSvg(graph, { labels: false })).not.toContain('>GO<');
+  });
+});
+
+describe('serveDashboard over HTTP', () => {
+  it('binds to loopback, serves the page, a JSON snapshot and an event stream; refuses foreign hosts and writes', async () => {
+    const { name, server } = await startServer();
+    const dashboard = await startDashboard(server);
+    expect(dashboard.host).toBe('127.0.0.1');
+    expect(dashboard.url).toBe(`http://127.0.0.1:${dashboard.port}/`);
+
+    const page = await fetch(dashboard.url);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+    const html = await page.text();
+    expect(html).toContain('data-machine="connection"');
+    expect(html).toContain('data-machine="supervisor"');
+    expect(html).not.toMatch(/<script[^>]+src=|<link[^>]+stylesheet|https?:\/\/(?!www\.w3\.org)/); // nothing fetched from elsewhere
+
+    const connection = await connect<ServerApi, ClientApi>(name);
+    onCleanup(() => connection.close({ timeout: 300 }));
+    await connection.ask({ type: 'add', a: 1, b: 2 });
+    const state = (await (await fetch(`${dashboard.url}api/snapshot`)).json()) as DashboardState;
+    expect(state.mode).toBe('local');
+    expect(state.server).toMatchObject({ socket: name, state: 'listening', live: 1, accepted: 1 });
+    expect(state.connections).toHaveLength(1);
+    expect(state.connections[0]!).toMatchObject({ state: 'active', peer: { pid: process.pid } });
+    expect(state.connections[0]!.stats.messagesIn).toBe(1);
+    expect(state.timeline.map((e) => (e.kind === 'connection' ? e.to : e.kind))).toEqual(['handshake', 'active']);
+
+    // DNS rebinding: a page on another name that resolves here gets nothing.
+    const foreign = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(dashboard.port, '127.0.0.1', () => socket.end('GET /api/snapshot HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n'));
+      let text = '';
+      socket.on('data', (chunk) => (text += chunk));
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    expect(foreign).toMatch(/^HTTP\/1\.1 403/);
+    expect((await fetch(`${dashboard.url}api/snapshot`, { method: 'POST' })).status).toBe(405);
+    expect((await fetch(`${dashboard.url}nope`)).status).toBe(404);
+
+    // The event stream starts with the whole state, then pushes transitions as they happen.
+    const stream = await fetch(`${dashboard.url}api/events`);
+    expect(stream.headers.get('content-type')).toContain('text/event-stream');
+    const reader = stream.body!.getReader();
+    let text = '';
+    const readUntil = async (needle: string): Promise<void> => {
+      const deadline = Date.now() + 5000;
+      while (!text.includes(needle)) {
+        if (Date.now() > deadline) throw new Error(`no "${needle}" in the stream: ${text.slice(-500)}`);
+        const { value, done } = await reader.read();
+        if (done) throw new Error('the stream ended');
+        text += Buffer.from(value).toString('utf8');
+      }
+    };
+    await readUntil('event: state');
+    const second = await connect<ServerApi, ClientApi>(name);
+    await second.close();
+    await readUntil('"to":"closed"');
+    expect(text).toContain('event: transition');
+
+    // close() ends the stream and frees the port.
+    const ended = (async () => {
+      for (;;) if ((await reader.read()).done) return true;
+    })();
+    await dashboard.close();
+    expect(await ended).toBe(true);
+    await expect(fetch(dashboard.url)).rejects.toThrow();
+  });
+
+  it('refuses a bad target or port', async () => {
+    await expect(serveDashboard({} as never)).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const { server } = await startServer();
+    await expect(serveDashboard(server, { port: 70000 })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe.skipIf(!hasChromium)(
+  `the dashboard in headless Chromium${hasChromium ? '' : ` (SKIPPED: no Chromium at ${CHROMIUM}; apt-get install chromium)`}`,
+  () => {
+    let context: BrowserContext;
+    let profile: string;
+
+    beforeAll(async () => {
+      profile = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-chromium-'));
+      context = await chromium.launchPersistentContext(profile, {
+        executablePath: CHROMIUM,
+        headless: true,
+        args: CHROMIUM_ARGS,
+        viewport: { width: 1440, height: 960 },
+        timeout: 20_000,
+      });
+    });
+
+    afterAll(async () => {
+      await context?.close();
+      if (profile) fs.rmSync(profile, { recursive: true, force: true });
+    });
+
+    /** Errors the open pages reported (script errors, console errors); checked at the end of each test. */
+    let problems: string[] = [];
+
+    async function open(url: string): Promise<Page> {
+      const page = await context.newPage();
+      onCleanup(() => page.close());
+      problems = [];
+      page.on('pageerror', (error) => problems.push(String(error)));
+      page.on('console', (message) => {
+        if (message.type() === 'error') problems.push(message.text());
+      });
+      await page.goto(url);
+      await page.waitForSelector('body[data-ready="true"]', { timeout: 10_000 });
+      // The page must never reload: everything below arrives over the event stream.
+      await page.evaluate('window.marker = 42');
+      return page;
+    }
+
+    const text = async (page: Page, selector: string): Promise<string> => (await page.locator(selector).first().textContent()) ?? '';
+
+    /** Wait until the element's text passes `test` (it changes only through the event stream). */
+    async function waitForText(page: Page, selector: string, test: (text: string) => boolean, timeout = 5000): Promise<void> {
+      const deadline = Date.now() + timeout;
+      for (;;) {
+        const current = await page.locator(selector).first().textContent({ timeout: 1000 }).catch(() => null);
+        if (current !== null && test(current)) return;
+        if (Date.now() > deadline) throw new Error(`${selector} shows ${JSON.stringify(current)} after ${timeout} ms`);
+        await sleep(50);
+      }
+    }
+
+    it('shows client processes as they connect, work and are killed, live', async () => {
+      const { name, server } = await startServer();
+      const dashboard = await startDashboard(server);
+      const alice = await startFixture('client', [name]);
+      const bob = await startFixture('client', [name]);
+      const page = await open(dashboard.url);
+
+      const card = (fixture: Fixture, where = '#cards'): string => `${where} .card[data-pid="${fixture.pid}"]`;
+      for (const fixture of [alice, bob]) {
+        await page.waitForSelector(`${card(fixture)}[data-state="active"]`, { timeout: 10_000 });
+        // The card's own diagram highlights the state it is in.
+        expect(await page.locator(`${card(fixture)} svg g.node.current`).getAttribute('data-state')).toBe('active');
+        expect(await text(page, `${card(fixture)} [data-field="peer"]`)).toContain(`pid ${fixture.pid}`);
+      }
+      expect(await text(page, '[data-testid="live"]')).toBe('2');
+      expect(await text(page, '#supervisor [data-field="server-state"]')).toBe('listening');
+      expect(await page.locator('#supervisor svg g.node.current').getAttribute('data-state')).toBe('listening');
+      expect(await page.locator('#machine svg g.node.occupied').getAttribute('data-state')).toBe('active');
+
+      // Alice works: the counters follow.
+      for (let i = 0; i < 3; i++) await alice.request({ op: 'ask', event: { type: 'add', a: i, b: 1 } });
+      await waitForText(page, `${card(alice)} [data-field="messages"]`, (t) => t.startsWith('in 3 '));
+      // The server asks Bob something he never answers: a pending ask on his card.
+      const bobServerSide = [...server.connections.values()].find((c) => c.peer.pid === bob.pid)!;
+      void bobServerSide.ask({ type: 'hang' }, { timeout: 30_000 }).catch(() => undefined);
+      await waitForText(page, `${card(bob)} [data-field="pending"]`, (t) => t === '1');
+
+      // Bob is killed: his card leaves the live list, shows up closed with the error, and the timeline says so.
+      await bob.kill('SIGKILL');
+      await page.waitForSelector(card(bob), { state: 'detached', timeout: 10_000 });
+      await page.waitForSelector(`${card(bob, '#closed-cards')}[data-state="closed"]`, { timeout: 5000 });
+      expect(await text(page, `${card(bob, '#closed-cards')} [data-field="error"]`)).toContain('CONNECTION_CLOSED');
+      expect(await page.locator(`${card(bob, '#closed-cards')} svg g.node.current`).getAttribute('data-state')).toBe('closed');
+      expect(await page.locator(`#events li[data-connection-id="${bobServerSide.id}"][data-to="closed"]`).count()).toBe(1);
+      await waitForText(page, '[data-testid="live"]', (t) => t === '1');
+
+      // Carol connects: a new card appears.
+      const carol = await startFixture('client', [name]);
+      await page.waitForSelector(`${card(carol)}[data-state="active"]`, { timeout: 10_000 });
+      expect(await text(page, '[data-testid="accepted"]')).toBe('3');
+      expect(await page.locator('#cards .card').count()).toBe(2);
+      expect(await page.evaluate('window.marker')).toBe(42);
+
+      // Everything the page shows fits the viewport: take the README's picture.
+      await carol.request({ op: 'ask', event: { type: 'echo', value: 'hello' } });
+      await page.waitForTimeout(300);
+      const shot = path.join(profile, 'dashboard.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      expect(fs.statSync(shot).size).toBeGreaterThan(10_000);
+      if (process.env.UPDATE_SCREENSHOT === '1') fs.copyFileSync(shot, new URL('../docs/dashboard.png', import.meta.url));
+      expect(problems, 'errors in the page').toEqual([]);
+    });
+
+    it('shows a daemon over introspection (the CLI mode)', async () => {
+      const { name } = await startServer({ introspection: true });
+      const observer = await connect<ServerApi, ClientApi>(name, { handlers: {} });
+      onCleanup(() => observer.close({ timeout: 300 }));
+      const dashboard = await startDashboard(observer);
+      const page = await open(dashboard.url);
+      expect(await text(page, '[data-field="mode"]')).toBe('over introspection');
+      // Its own connection is there, marked.
+      await page.waitForSelector('#cards .card[data-state="active"]', { timeout: 5000 });
+      expect(await text(page, '#cards .card [data-field="state"]')).toContain('this dashboard');
+
+      const dave = await startFixture('client', [name]);
+      await page.waitForSelector(`#cards .card[data-pid="${dave.pid}"][data-state="active"]`, { timeout: 10_000 });
+      await dave.kill('SIGKILL');
+      await page.waitForSelector(`#closed-cards .card[data-pid="${dave.pid}"][data-state="closed"]`, { timeout: 10_000 });
+      expect(await text(page, `#closed-cards .card[data-pid="${dave.pid}"] [data-field="error"]`)).toContain('CONNECTION_CLOSED');
+      expect(await text(page, '[data-testid="live"]')).toBe('1');
+      expect(problems, 'errors in the page').toEqual([]);
+    });
+  },
+);
