@@ -1395,7 +1395,7 @@ function abortedError(type: string, signal: AbortSignal): ConverseError {
 }
 
 const hints: Partial<Record<ErrorCode, string>> = {
-  SERVER_FULL: ' The server is at maxConnections; retry later.',
+  SERVER_FULL: ' Retry later, or raise the server’s connection limits.',
   ACCESS_DENIED: ' The server does not allow this user or process to connect.',
   CONNECTION_CLOSED: ' The server is shutting down; retry once it is back.',
 };

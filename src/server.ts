@@ -88,6 +88,15 @@ export class Server<ServerApi = any, ClientApi = any>
   private readonly cores = new Map<string, ConnectionCore>();
   private readonly acceptQueue = new AsyncQueue<Connection<ServerApi, ClientApi>>();
   private closing: Promise<void> | undefined;
+  /**
+   * Child actor ids no longer in use. XState memoises transition candidates per event type on
+   * each state node for the life of the machine, and every child's completion reaches its parent
+   * as `xstate.done.actor.<child id>`: with a fresh id per connection that cache would grow by
+   * ~0.7 KiB for every connection ever accepted. Recycled ids bound it by the peak number of
+   * connections at once.
+   */
+  private readonly freeActorIds: string[] = [];
+  private actorIdsIssued = 0;
   /** Live connections per peer uid, for maxConnectionsPerUid. */
   private readonly perUid = new Map<number, number>();
   /** The `$converse.*` introspection handlers, when `introspection` is on. */
@@ -191,9 +200,15 @@ export class Server<ServerApi = any, ClientApi = any>
     return this.closing;
   }
 
+  private takeActorId(): string {
+    return this.freeActorIds.pop() ?? `c${this.actorIdsIssued++}`;
+  }
+
   /** Build the plain-code side of a new connection; the supervisor decides whether it lives. */
   private prepareConnection(socket: net.Socket): AcceptedSocketEvent {
     const id = nanoid();
+    // The child actor's id is recycled (see takeActorId); the connection's public id is the nanoid.
+    const actorId = this.takeActorId();
     const core = new ConnectionCore(socket, {
       role: 'server',
       handlers: this.options.handlers,
@@ -213,7 +228,7 @@ export class Server<ServerApi = any, ClientApi = any>
     core.peer = peer;
     const connection = new Connection<ServerApi, ClientApi>(core, id);
     markConnectionOpened(connection);
-    this.cores.set(id, core);
+    this.cores.set(actorId, core);
     const refusal = this.checkAccess(peer);
     const uid = refusal === undefined ? peer.uid : undefined;
     if (uid !== undefined) this.perUid.set(uid, (this.perUid.get(uid) ?? 0) + 1);
@@ -223,7 +238,9 @@ export class Server<ServerApi = any, ClientApi = any>
         this.acceptQueue.push(connection);
         this.emit('connection', connection);
       } else if (phase === 'closed') {
-        this.cores.delete(id);
+        this.cores.delete(actorId);
+        // Free the actor id once the supervisor has reaped the child (it does so as the child closes).
+        setImmediate(() => this.freeActorIds.push(actorId));
         if (uid !== undefined) {
           const left = this.perUid.get(uid)! - 1;
           if (left > 0) this.perUid.set(uid, left);
@@ -237,7 +254,7 @@ export class Server<ServerApi = any, ClientApi = any>
     };
     return {
       type: 'SOCKET.ACCEPTED',
-      connectionId: id,
+      connectionId: actorId,
       refusal,
       input: {
         id,
@@ -273,6 +290,7 @@ export class Server<ServerApi = any, ClientApi = any>
     const core = this.cores.get(event.connectionId);
     if (core === undefined) return;
     this.cores.delete(event.connectionId);
+    setImmediate(() => this.freeActorIds.push(event.connectionId));
     const socket = core.socket;
     const message =
       event.refusal === 'SERVER_FULL'

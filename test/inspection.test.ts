@@ -71,7 +71,7 @@ describe('inspect: XState inspection of every actor', () => {
     const server = await listen<Api, {}>(name, options);
     onCleanup(() => server.close({ timeout: 500 }));
     const serverIds: string[] = [];
-    server.on('connection', (c) => serverIds.push(c.id));
+    server.on('connection', (c) => serverIds.push(c.actor.id));
 
     const graceful = await connect<Api, {}>(name);
     const destroyed = await connect<Api, {}>(name);
@@ -98,7 +98,7 @@ describe('inspect: XState inspection of every actor', () => {
     expect(supervisorValues[0]).toBe('listening');
     expect(supervisorValues.at(-1)).toBe('closed');
 
-    // One connection actor per client, a child of the supervisor, named by the connection id,
+    // One connection actor per client, a child of the supervisor, named by its actor id,
     // carrying the machine's definition (what the Stately inspector draws).
     expect(serverIds).toHaveLength(2);
     for (const id of serverIds) {
@@ -186,7 +186,7 @@ describe('inspect: XState inspection of every actor', () => {
     onCleanup(() => Promise.all(connections.map((c) => c.close({ timeout: 500 }))));
     await waitUntil(() => server.connections.size === 105, 'all 105 connections registered');
     expect(seen.size).toBe(105);
-    for (const id of server.connections.keys()) expect(seen.has(id)).toBe(true);
+    for (const connection of server.connections.values()) expect(seen.has(connection.actor.id)).toBe(true);
     const parents = new Set(seen.values());
     expect(parents.size).toBeGreaterThan(1); // the supervisor itself and at least one group
     expect([...parents].some((p) => p?.startsWith('group-'))).toBe(true);

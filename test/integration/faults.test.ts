@@ -16,7 +16,8 @@ describe('a peer process killed mid-ask', () => {
     const [victim, ...others] = clients as [typeof clients[0], ...typeof clients];
     const connection = connectionOf(victim);
     const id = connection.id;
-    expect(server.actor.getSnapshot().children[id]).toBeDefined();
+    const actorId = connection.actor.id;
+    expect(server.actor.getSnapshot().children[actorId]).toBe(connection.actor);
 
     const asked = settle(connection.ask({ type: 'hang' }, { timeout: 10_000 }));
     await victim.waitFor((line) => line.event === 'handling' && line.type === 'hang');
@@ -30,7 +31,7 @@ describe('a peer process killed mid-ask', () => {
 
     await connection.closed;
     expect(connection.state).toBe('closed');
-    await waitUntil(() => server.actor.getSnapshot().children[id] === undefined, 'the dead client’s child actor is gone');
+    await waitUntil(() => server.actor.getSnapshot().children[actorId] === undefined, 'the dead client’s child actor is gone');
     expect(server.connections.has(id)).toBe(false);
     expect(Object.keys(server.actor.getSnapshot().children)).toHaveLength(2);
 

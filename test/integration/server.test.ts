@@ -16,6 +16,11 @@ function childIds(server: { actor: { getSnapshot(): { children: Record<string, u
   return Object.keys(server.actor.getSnapshot().children).sort();
 }
 
+/** The child actor ids of the live connections (children are keyed by recycled actor ids, not connection ids). */
+function liveActorIds(server: { connections: ReadonlyMap<string, { actor: { id: string } }> }): string[] {
+  return [...server.connections.values()].map((c) => c.actor.id).sort();
+}
+
 describe('accepting connections', () => {
   it('accept() and for await (const c of server) yield the connections; connections is keyed by id', async () => {
     const { name, server } = await startServer();
@@ -49,21 +54,21 @@ describe('accepting connections', () => {
     const { name, server } = await startServer();
     expect(childIds(server)).toEqual([]);
     const { clients, connectionOf } = await startClients(server, name, 3);
-    expect(childIds(server)).toEqual([...server.connections.keys()].sort());
+    expect(childIds(server)).toEqual(liveActorIds(server));
     expect(childIds(server)).toHaveLength(3);
     // Each child is the connection's own actor.
     for (const client of clients) {
       const connection = connectionOf(client);
-      expect(server.actor.getSnapshot().children[connection.id]).toBe(connection.actor);
+      expect(server.actor.getSnapshot().children[connection.actor.id]).toBe(connection.actor);
     }
 
     // One client closes gracefully.
     const leaving = connectionOf(clients[0]!);
     expect(await clients[0]!.request({ op: 'close' })).toMatchObject({ ok: true, state: 'closed' });
     await leaving.closed;
-    await waitUntil(() => !childIds(server).includes(leaving.id), 'the closed connection’s child is gone');
+    await waitUntil(() => !childIds(server).includes(leaving.actor.id), 'the closed connection’s child is gone');
     expect(server.connections.has(leaving.id)).toBe(false);
-    expect(childIds(server)).toEqual([...server.connections.keys()].sort());
+    expect(childIds(server)).toEqual(liveActorIds(server));
     expect(childIds(server)).toHaveLength(2);
 
     // The server closes one itself.
@@ -71,7 +76,7 @@ describe('accepting connections', () => {
     dropped.destroy();
     await dropped.closed;
     await waitUntil(() => childIds(server).length === 1, 'the destroyed connection’s child is gone');
-    expect(childIds(server)).toEqual([connectionOf(clients[2]!).id]);
+    expect(childIds(server)).toEqual([connectionOf(clients[2]!).actor.id]);
     expect(await clients[2]!.request({ op: 'ask', event: { type: 'add', a: 1, b: 1 } })).toMatchObject({ ok: true, value: 2 });
   });
 
