@@ -4,10 +4,17 @@ import type { PendingTable } from '../machines/connection.machine.js';
 /**
  * The pending-reply table of one connection: asks this side sent and still waits on.
  *
- * Plain code on purpose (see ../shared/notes/xstate.md §2.6): a Map keyed by a per-connection
- * uint32 id, and one timer per connection armed for the earliest deadline rather than a timer
- * per ask. Asks that share a timeout have increasing deadlines, so adding one never re-arms the
- * timer; the timer only fires when something may actually have expired.
+ * Plain code on purpose (see ../shared/notes/xstate.md §2.6), and one timer per connection
+ * armed for the earliest deadline rather than a timer per ask. Asks that share a timeout have
+ * increasing deadlines, so adding one never re-arms the timer; the timer only fires when
+ * something may actually have expired.
+ *
+ * The table is an open array of slots indexed by `id & mask`, not a Map: ids only need to be
+ * unique among outstanding asks, so `allocateId` simply skips ids whose slot is taken. With a
+ * Map, hundreds of asks in flight made V8 rebuild its hash table every few hundred inserts, and
+ * once a table had been promoted to the old generation the retired tables and the asks they held
+ * survived young collections — measured as half of a pipelining client's CPU spent in GC
+ * (bench/RESULTS.md). A slot array allocates nothing per ask.
  */
 export interface PendingAsk {
   resolve(value: unknown): void;
@@ -25,8 +32,16 @@ export interface PendingAsk {
   end?: () => void;
 }
 
+const INITIAL_SLOTS = 16;
+/** Taken slots `allocateId` steps over before it grows the table. */
+const MAX_PROBES = 8;
+
 export class PendingReplies implements PendingTable {
-  private readonly asks = new Map<number, PendingAsk>();
+  private slots: Array<PendingAsk | undefined> = new Array<PendingAsk | undefined>(INITIAL_SLOTS).fill(undefined);
+  /** The id of the ask in each slot (meaningful only where the slot is taken). */
+  private slotIds = new Uint32Array(INITIAL_SLOTS);
+  private mask = INITIAL_SLOTS - 1;
+  private count = 0;
   private nextId = 0;
   private timer: NodeJS.Timeout | undefined;
   private timerDeadline = Infinity;
@@ -39,29 +54,60 @@ export class PendingReplies implements PendingTable {
   ) {}
 
   get size(): number {
-    return this.asks.size;
+    return this.count;
   }
 
   /** Serialised (by inspectors) as a count: the table itself stays private. */
   toJSON(): object {
-    return { size: this.asks.size };
+    return { size: this.count };
   }
 
-  /** A fresh id: a uint32 counter that skips ids still in use after wrapping. */
+  /**
+   * A fresh id: a uint32 counter that skips ids whose slot is taken (so it is unique among the
+   * asks outstanding); the table doubles when too many slots in a row are taken.
+   */
   allocateId(): number {
-    let id = this.nextId;
-    while (this.asks.has(id)) id = (id + 1) >>> 0;
-    this.nextId = (id + 1) >>> 0;
-    return id;
+    for (;;) {
+      for (let probe = 0; probe < MAX_PROBES; probe++) {
+        const id = this.nextId;
+        this.nextId = (id + 1) >>> 0;
+        if (this.slots[id & this.mask] === undefined) return id;
+      }
+      this.grow();
+    }
   }
 
+  /** Insert an ask under an id from `allocateId` (its slot is free). */
   add(id: number, ask: PendingAsk): void {
-    this.asks.set(id, ask);
+    const slot = id & this.mask;
+    this.slots[slot] = ask;
+    this.slotIds[slot] = id;
+    this.count++;
     if (ask.deadline < this.timerDeadline) this.arm(ask.deadline);
   }
 
   get(id: number): PendingAsk | undefined {
-    return this.asks.get(id);
+    const slot = id & this.mask;
+    const ask = this.slots[slot];
+    return ask !== undefined && this.slotIds[slot] === id ? ask : undefined;
+  }
+
+  private grow(): void {
+    const size = this.slots.length * 2;
+    const slots = new Array<PendingAsk | undefined>(size).fill(undefined);
+    const slotIds = new Uint32Array(size);
+    const mask = size - 1;
+    for (let i = 0; i < this.slots.length; i++) {
+      const ask = this.slots[i];
+      if (ask === undefined) continue;
+      const id = this.slotIds[i]!;
+      // Distinct under the old mask means distinct under the wider one: no collisions.
+      slots[id & mask] = ask;
+      slotIds[id & mask] = id;
+    }
+    this.slots = slots;
+    this.slotIds = slotIds;
+    this.mask = mask;
   }
 
   /** An item of a streamed ask arrived: its timeout starts again. */
@@ -73,9 +119,11 @@ export class PendingReplies implements PendingTable {
 
   /** Remove and return an ask (a reply arrived, or it was aborted). */
   take(id: number): PendingAsk | undefined {
-    const ask = this.asks.get(id);
-    if (ask === undefined) return undefined;
-    this.asks.delete(id);
+    const slot = id & this.mask;
+    const ask = this.slots[slot];
+    if (ask === undefined || this.slotIds[slot] !== id) return undefined;
+    this.slots[slot] = undefined;
+    this.count--;
     if (ask.onAbort !== undefined) ask.signal!.removeEventListener('abort', ask.onAbort);
     return ask;
   }
@@ -87,8 +135,14 @@ export class PendingReplies implements PendingTable {
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     this.timerDeadline = Infinity;
-    const asks = [...this.asks];
-    this.asks.clear();
+    const asks: Array<[number, PendingAsk]> = [];
+    for (let i = 0; i < this.slots.length; i++) {
+      const ask = this.slots[i];
+      if (ask === undefined) continue;
+      asks.push([this.slotIds[i]!, ask]);
+      this.slots[i] = undefined;
+    }
+    this.count = 0;
     for (const [id, ask] of asks) {
       if (ask.onAbort !== undefined) ask.signal!.removeEventListener('abort', ask.onAbort);
       this.onFailed?.(id, ask, error);
@@ -109,7 +163,10 @@ export class PendingReplies implements PendingTable {
     this.timerDeadline = Infinity;
     const now = performance.now();
     let next = Infinity;
-    for (const [id, ask] of this.asks) {
+    for (let i = 0; i < this.slots.length; i++) {
+      const ask = this.slots[i];
+      if (ask === undefined) continue;
+      const id = this.slotIds[i]!;
       if (ask.deadline <= now) {
         this.take(id);
         this.onTimeout(id, ask);
