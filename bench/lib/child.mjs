@@ -1,0 +1,191 @@
+// Entry point of every server and client process: `node child.mjs <server|client> <peer>`.
+// Driven by the parent over the IPC channel (see proc.mjs).
+import fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
+import { gcMemory, quantile } from './common.mjs';
+import { Channel } from './proc.mjs';
+import * as tasks from './tasks.mjs';
+
+const [role, peerName] = process.argv.slice(2);
+const peer = await import(`../peers/${peerName}.mjs`);
+
+let parent;
+if (role === 'server') {
+  let server;
+  let base;
+  let eld;
+  const loop = {};
+  parent = new Channel(process, {
+    start: async (args) => {
+      server = await peer.serve(args.path, args);
+      // Run time (wall less waiting for a CPU) per accept only where asked (it costs ~8 µs an accept).
+      instrumentAccepts(server.netServer?.(), { cpu: args.acceptCpu === true });
+      return { pid: process.pid };
+    },
+    mem: () => gcMemory(),
+    baseline: async () => {
+      base = await gcMemory();
+      eld = monitorEventLoopDelay({ resolution: 1 });
+      eld.enable();
+      accepts.length = 0;
+      watchGc(true);
+      return base;
+    },
+    /** Event-loop delay since the baseline or the previous mark, under a phase name; restarts the histogram. */
+    mark: ({ phase }) => {
+      loop[phase] = { maxMs: eld.max / 1e6, p99Ms: eld.percentile(99) / 1e6, meanMs: eld.mean / 1e6, count: eld.count, accept: acceptStats() };
+      eld.reset();
+      return loop[phase];
+    },
+    measure: async () => {
+      eld.disable();
+      watchGc(false);
+      loop.idle = { maxMs: eld.max / 1e6, p99Ms: eld.percentile(99) / 1e6, meanMs: eld.mean / 1e6, count: eld.count, accept: acceptStats() };
+      const after = await gcMemory();
+      return { base, after, loop, connections: server.connections() };
+    },
+    stop: async () => {
+      const closing = Promise.resolve(server?.close()).catch(() => {});
+      await Promise.race([closing, new Promise((r) => setTimeout(r, 2000))]);
+      setTimeout(() => process.exit(0), 10);
+      return true;
+    },
+  });
+} else {
+  parent = new Channel(process, {
+    run: async ({ task, ...args }) => {
+      const result = await tasks[task](peer, args, parent);
+      return result;
+    },
+    exit: () => {
+      setTimeout(() => process.exit(0), 10);
+      return true;
+    },
+  });
+}
+
+/**
+ * The V8 CPU profiler (what --cpu-prof uses), started and stopped around the measured part only,
+ * so start-up and warm-up do not dilute the profile.
+ */
+let session;
+const profiling = {
+  profileStart: async ({ intervalUs = 100, heap = false, survivors = false } = {}) => {
+    session = new Session();
+    session.connect();
+    if (heap) {
+      // Allocation sampling instead: where the garbage comes from.
+      await session.post('HeapProfiler.enable');
+      await session.post('HeapProfiler.startSampling', { samplingInterval: survivors ? 8192 : 512, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: !survivors });
+      session.heap = true;
+      return true;
+    }
+    await session.post('Profiler.enable');
+    await session.post('Profiler.setSamplingInterval', { interval: intervalUs });
+    await session.post('Profiler.start');
+    return true;
+  },
+  profileStop: async ({ file }) => {
+    const { profile } = await session.post(session.heap ? 'HeapProfiler.stopSampling' : 'Profiler.stop');
+    session.disconnect();
+    fs.writeFileSync(session.heap ? file.replace(/\.cpuprofile$/, '.heapprofile') : file, JSON.stringify(profile));
+    return file;
+  },
+};
+Object.assign(parent.handlers, profiling);
+export { profiling };
+
+/**
+ * Time the synchronous work of every 'connection' listener of the peer's net.Server (where it
+ * has one): the part of an accept that blocks the event loop at once.
+ */
+const accepts = [];
+let acceptCount = 0;
+const gcs = [];
+/**
+ * How long this (main) thread has waited for a CPU, in ns: the second field of
+ * /proc/thread-self/schedstat (Linux; one pread, ~4 µs), updated each time the thread is put
+ * back on a CPU. An accept's wall time minus the growth of this wait is the time it actually
+ * ran: preemption on a busy machine is left out. (The first field, time on the CPU, is only
+ * brought up to date at scheduler ticks — 4 ms here — so it cannot time one accept.)
+ */
+let runQueueWait;
+function enableRunQueueWait() {
+  try {
+    const fd = fs.openSync('/proc/thread-self/schedstat', 'r');
+    const buf = Buffer.alloc(64);
+    runQueueWait = () => {
+      const n = fs.readSync(fd, buf, 0, 64, 0);
+      let i = 0;
+      while (i < n && buf[i] !== 32) i++; // skip the first field
+      let v = 0;
+      for (i++; i < n; i++) {
+        const c = buf[i];
+        if (c < 48 || c > 57) break;
+        v = v * 10 + (c - 48);
+      }
+      return v;
+    };
+    runQueueWait();
+  } catch {
+    runQueueWait = undefined;
+  }
+}
+
+function instrumentAccepts(netServer, { cpu = false } = {}) {
+  if (!netServer) return;
+  if (cpu) enableRunQueueWait();
+  const listeners = netServer.listeners('connection');
+  netServer.removeAllListeners('connection');
+  for (const listener of listeners) {
+    netServer.on('connection', function timed(socket) {
+      const t = performance.now();
+      const wait0 = runQueueWait !== undefined ? runQueueWait() : 0;
+      listener.call(this, socket);
+      const ms = performance.now() - t;
+      const cpuMs = runQueueWait !== undefined ? Math.max(0, ms - (runQueueWait() - wait0) / 1e6) : undefined;
+      accepts.push({ t, ms, cpuMs, i: acceptCount++ });
+    });
+  }
+}
+
+/** GC pauses (S4 only, between baseline and measure), to tell a slow accept from a collection inside it. */
+let gcObserver;
+function watchGc(on) {
+  if (on && gcObserver === undefined) {
+    gcObserver = new PerformanceObserver((list) => {
+      for (const e of list.getEntries()) gcs.push({ t: e.startTime, ms: e.duration });
+      if (gcs.length > 100000) gcs.splice(0, 50000);
+    });
+    gcObserver.observe({ entryTypes: ['gc'] });
+  } else if (!on && gcObserver !== undefined) {
+    gcObserver.disconnect();
+    gcObserver = undefined;
+  }
+}
+function acceptStats() {
+  if (accepts.length === 0) return undefined;
+  const all = accepts.splice(0);
+  const sorted = all.map((a) => a.ms).sort((a, b) => a - b);
+  const gcInside = (a) => gcs.filter((g) => g.t < a.t + a.ms && g.t + g.ms > a.t).reduce((sum, g) => sum + g.ms, 0);
+  // The accepts that cost the most main-thread CPU (wall time on a busy machine includes preemption).
+  const slowest = all
+    .sort((a, b) => (runQueueWait !== undefined ? b.cpuMs - a.cpuMs : b.ms - a.ms))
+    .slice(0, 5)
+    .map((a) => ({ ms: a.ms, cpuMs: a.cpuMs, gcMs: gcInside(a), nth: a.i }));
+  const withoutGc = all.map((a) => a.ms - gcInside(a)).sort((a, b) => a - b);
+  const cpu = runQueueWait !== undefined ? all.map((a) => a.cpuMs).sort((a, b) => a - b) : [];
+  return {
+    n: sorted.length,
+    maxMs: sorted[sorted.length - 1],
+    p99Ms: quantile(sorted, 0.99),
+    p50Ms: quantile(sorted, 0.5),
+    maxWithoutGcMs: withoutGc[withoutGc.length - 1],
+    maxCpuMs: cpu[cpu.length - 1],
+    p99CpuMs: quantile(cpu, 0.99),
+    slowest,
+  };
+}
+
+process.send({ kind: 'ready' });

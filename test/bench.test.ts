@@ -1,0 +1,34 @@
+/**
+ * The benchmark still works: `bench/run.mjs --quick` (seconds, tiny counts) for the raw baseline
+ * and this library, whose peers need nothing beyond the library's own dependencies. Every reply
+ * is checked by the bench itself; no timing is asserted here (speed is measured in bench/, never
+ * in tests).
+ */
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { describe, expect, it } from 'vitest';
+
+const runPath = fileURLToPath(new URL('../bench/run.mjs', import.meta.url));
+
+describe('bench --quick', () => {
+  it('runs every scenario for the raw baseline and this library, with every reply checked', async () => {
+    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
+      const child = spawn(process.execPath, [runPath, '--quick', '--peers', 'raw,library'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+      const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
+      child.once('error', reject);
+      child.once('exit', (exitCode) => {
+        clearTimeout(timer);
+        resolve({ code: exitCode, stdout, stderr });
+      });
+    });
+    expect(code, stdout + stderr).toBe(0);
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ok: boolean; rr: Record<string, number> };
+    expect(summary.ok).toBe(true);
+    expect(summary.rr.raw).toBe(1);
+    expect(summary.rr.library).toBe(1);
+  }, 120_000);
+});
