@@ -822,13 +822,6 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   }
 
   private finishHandler(id: number, type: string, ctx: HandlerContextImpl, value: unknown, error: unknown, threw: boolean): void {
-    if (!threw && id >= 0 && !isAsyncIterable(value)) {
-      const output = this.options.schemas?.[type]?.output;
-      if (output !== undefined) {
-        this.validateReply(id, type, ctx, value, output);
-        return;
-      }
-    }
     if (id < 0) {
       this.runningTells.delete(ctx);
       if (threw) {
@@ -838,21 +831,24 @@ export class ConnectionCore implements ConnectionTransport, Watched {
       }
       return;
     }
-    if (!threw && isAsyncIterable(value)) {
-      if (ctx.streaming) {
-        void this.produceStream(id, type, ctx, value);
-        return;
+    if (!threw) {
+      if (isAsyncIterable(value)) {
+        if (ctx.streaming) {
+          void this.produceStream(id, type, ctx, value);
+          return;
+        }
+        void value[Symbol.asyncIterator]().return?.();
+        threw = true;
+        error = new ConverseError('INVALID_ARGUMENT', `The handler for "${type}" streams its reply; the asker must use connection.stream() instead of ask().`);
+      } else {
+        const output = this.declaredOutput(type);
+        if (output !== undefined) {
+          this.validateReply(id, type, ctx, value, output);
+          return;
+        }
       }
-      void (value as AsyncIterable<unknown>)[Symbol.asyncIterator]().return?.();
-      threw = true;
-      error = new ConverseError('INVALID_ARGUMENT', `The handler for "${type}" streams its reply; the asker must use connection.stream() instead of ask().`);
     }
-    if (!this.finished(id, ctx)) return;
-    if (!ctx.cancelled) {
-      if (threw) this.writeRemoteError(id, type, error);
-      else this.writeReply(id, type, value);
-    }
-    if (this.watchingDrain) this.checkDrained();
+    this.settleAsk(id, type, ctx, value, error, threw);
   }
 
   /** Remove `item`'s in-flight entry; false if it is not (any more) the one under `id`. */
@@ -867,7 +863,7 @@ export class ConnectionCore implements ConnectionTransport, Watched {
     const producer = { credit: ctx.credit, wake: undefined as (() => void) | undefined };
     this.producing.set(id, producer);
     const iterator = items[Symbol.asyncIterator]();
-    const output = this.options.schemas !== undefined && Object.hasOwn(this.options.schemas, type) ? this.options.schemas[type]!.output : undefined;
+    const output = this.declaredOutput(type);
     let failed: unknown;
     let ended = false;
     try {
@@ -915,26 +911,27 @@ export class ConnectionCore implements ConnectionTransport, Watched {
   private validateReply(id: number, type: string, ctx: HandlerContextImpl, value: unknown, schema: StandardSchemaV1): void {
     const settle = (result: StandardSchemaResult<unknown>): void => {
       if (result.issues === undefined) {
-        this.finishValidated(id, type, ctx, result.value, undefined, false);
+        this.settleAsk(id, type, ctx, result.value, undefined, false);
         return;
       }
       const issues = toValidationIssues(result.issues);
       const error = new ConverseError('INVALID_MESSAGE', `The handler for "${type}" returned a reply that does not match the declared protocol: ${describeIssues(issues)}.`, { issues });
       this.reportLocal(error);
-      this.finishValidated(id, type, ctx, undefined, error, true);
+      this.settleAsk(id, type, ctx, undefined, error, true);
     };
     let result: ReturnType<StandardSchemaV1['~standard']['validate']>;
     try {
       result = schema['~standard'].validate(value);
     } catch (error) {
-      this.finishValidated(id, type, ctx, undefined, error, true);
+      this.settleAsk(id, type, ctx, undefined, error, true);
       return;
     }
-    if (result instanceof Promise) result.then(settle, (error) => this.finishValidated(id, type, ctx, undefined, error, true));
+    if (result instanceof Promise) result.then(settle, (error) => this.settleAsk(id, type, ctx, undefined, error, true));
     else settle(result);
   }
 
-  private finishValidated(id: number, type: string, ctx: HandlerContextImpl, value: unknown, error: unknown, threw: boolean): void {
+  /** The one way an ask's handler is answered: once, unless the asker cancelled, then maybe drained. */
+  private settleAsk(id: number, type: string, ctx: HandlerContextImpl, value: unknown, error: unknown, threw: boolean): void {
     if (!this.finished(id, ctx)) return;
     if (!ctx.cancelled) {
       if (threw) this.writeRemoteError(id, type, error);
