@@ -27,7 +27,10 @@ export {
   type SupervisorInput,
   type SupervisorMachine,
   type SupervisorPort,
+  type RefusalCode,
+  type RefusalReason,
 } from './supervisor.machine.js';
+export { UidSlots } from './uid-slots.js';
 export {
   reconnectMachine,
   type ReconnectActorRef,

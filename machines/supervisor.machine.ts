@@ -1,13 +1,19 @@
 import { assign, enqueueActions, sendParent, setup, stopChild, type ActorRefFrom } from 'xstate';
 import { connectionMachine, type ConnectionInput } from './connection.machine.js';
+import { UidSlots } from './uid-slots.js';
 
 /**
  * The server's supervisor: the root of its supervision tree.
  *
  * listening → draining → closed. It spawns one `connection` child per accepted socket, reaps
- * the child when its machine reaches `closed`, refuses sockets past `maxConnections` with
- * SERVER_FULL, refuses peers the server's access policy denied, and drives graceful shutdown (stop accepting, ask every connection to close,
- * cut off stragglers after the close timeout).
+ * the child when its machine reaches `closed`, refuses peers the server's access policy denied
+ * (ACCESS_DENIED), refuses a user past `maxConnectionsPerUid` and any socket past
+ * `maxConnections` (SERVER_FULL), and drives graceful shutdown (stop accepting, ask every
+ * connection to close, cut off stragglers after the close timeout).
+ *
+ * Admission is decided and counted here, in one place: the total (`live`) and the per-uid slots
+ * (`uidSlots`) are taken only when a child is spawned and given back only when it is reaped, so
+ * a refused socket can never use up anyone's share.
  *
  * Spawning into one XState parent copies its `children` object, so a spawn costs time in
  * proportion to the children already there (../shared/notes/xstate.md §2.4). The first
@@ -22,8 +28,8 @@ import { connectionMachine, type ConnectionInput } from './connection.machine.js
 
 /** What the supervisor needs from the server around it. */
 export interface SupervisorPort {
-  /** Answer a socket with a REJECT and close it. */
-  refuse(accepted: AcceptedSocketEvent, code: RefusalCode): void;
+  /** Answer a socket with a REJECT and close it; `why` says which limit or rule refused it. */
+  refuse(accepted: AcceptedSocketEvent, code: RefusalCode, why: RefusalReason): void;
   stopAccepting(): void;
   /** Ask every live connection to close gracefully (each gets `timeout` ms). */
   closeAllConnections(timeout: number): void;
@@ -32,23 +38,29 @@ export interface SupervisorPort {
 }
 
 export type RefusalCode = 'SERVER_FULL' | 'ACCESS_DENIED' | 'CONNECTION_CLOSED';
+/** policy: the access policy; perUid: maxConnectionsPerUid; total: maxConnections; draining: shutting down. */
+export type RefusalReason = 'policy' | 'perUid' | 'total' | 'draining';
 
 /** The server reports each accepted socket with the input for its connection machine. */
 export interface AcceptedSocketEvent {
   type: 'SOCKET.ACCEPTED';
   connectionId: string;
   input: ConnectionInput;
+  /** The peer's uid as the kernel reported it (undefined where it cannot be read: not counted per uid). */
+  uid?: number;
   /**
-   * Set when the server's access policy (allow-list, per-uid limit) already refused this peer;
-   * decided in plain code so that user predicates never run inside a transition.
+   * Set when the server's access policy (allowUids, allow) refused this peer; decided in plain
+   * code so that user predicates never run inside a transition.
    */
-  refusal?: 'ACCESS_DENIED' | 'SERVER_FULL';
+  refusal?: 'ACCESS_DENIED';
 }
 
 
 export interface SupervisorInput {
   port: SupervisorPort;
   maxConnections: number;
+  /** @default Infinity */
+  maxConnectionsPerUid?: number;
   closeTimeout: number;
   groupSize?: number;
 }
@@ -60,6 +72,8 @@ export interface SupervisorContext {
   groupSize: number;
   /** Live connections (any state short of closed), direct and grouped. */
   live: number;
+  /** Live connections per peer uid (taken at spawn, given back at reap). */
+  uidSlots: UidSlots;
   /** Connections that are direct children. */
   direct: number;
   /** Live connections per intermediate group, by group id. */
@@ -73,7 +87,7 @@ export interface SupervisorContext {
 export type SupervisorEvent =
   | AcceptedSocketEvent
   | { type: 'CLOSE'; timeout?: number }
-  | { type: 'GROUP.CONNECTION_ENDED'; groupId: string }
+  | { type: 'GROUP.CONNECTION_ENDED'; groupId: string; connectionId: string }
   | { type: `xstate.done.actor.${string}`; actorId?: string }
   | { type: `xstate.error.actor.${string}`; actorId?: string };
 
@@ -98,7 +112,7 @@ export const connectionGroupMachine = setup({
       if (id === undefined) return;
       enqueue(stopChild(id));
       enqueue.assign({ live: ({ context }) => context.live - 1 });
-      enqueue(sendParent({ type: 'GROUP.CONNECTION_ENDED', groupId: self.id }));
+      enqueue(sendParent({ type: 'GROUP.CONNECTION_ENDED', groupId: self.id, connectionId: id }));
     }),
   },
 }).createMachine({
@@ -127,12 +141,14 @@ export const supervisorMachine = setup({
   guards: {
     atCapacity: ({ context }) => context.live >= context.maxConnections,
     refusedByPolicy: ({ event }) => event.type === 'SOCKET.ACCEPTED' && event.refusal !== undefined,
+    uidAtLimit: ({ context, event }) => event.type === 'SOCKET.ACCEPTED' && context.uidSlots.full(event.uid),
     allConnectionsEnded: ({ context }) => context.live === 0,
   },
   actions: {
     /** One child per socket: a direct child while there is room, else in a group with room. */
     spawnConnection: enqueueActions(({ context, enqueue, event }) => {
       if (event.type !== 'SOCKET.ACCEPTED') return;
+      enqueue(({ context }) => context.uidSlots.take(event.connectionId, event.uid));
       if (context.direct < context.groupSize) {
         enqueue.spawnChild('connection', { id: event.connectionId, input: event.input });
         enqueue.assign({ direct: context.direct + 1, live: context.live + 1, accepted: context.accepted + 1 });
@@ -151,13 +167,16 @@ export const supervisorMachine = setup({
       enqueue.assign({ groups, nextGroup, live: context.live + 1, accepted: context.accepted + 1 });
     }),
     refuseByPolicy: ({ context, event }) => {
-      if (event.type === 'SOCKET.ACCEPTED' && event.refusal !== undefined) context.port.refuse(event, event.refusal);
+      if (event.type === 'SOCKET.ACCEPTED' && event.refusal !== undefined) context.port.refuse(event, event.refusal, 'policy');
+    },
+    refuseUidAtLimit: ({ context, event }) => {
+      if (event.type === 'SOCKET.ACCEPTED') context.port.refuse(event, 'SERVER_FULL', 'perUid');
     },
     refuseServerFull: ({ context, event }) => {
-      if (event.type === 'SOCKET.ACCEPTED') context.port.refuse(event, 'SERVER_FULL');
+      if (event.type === 'SOCKET.ACCEPTED') context.port.refuse(event, 'SERVER_FULL', 'total');
     },
     refuseDraining: ({ context, event }) => {
-      if (event.type === 'SOCKET.ACCEPTED') context.port.refuse(event, 'CONNECTION_CLOSED');
+      if (event.type === 'SOCKET.ACCEPTED') context.port.refuse(event, 'CONNECTION_CLOSED', 'draining');
     },
     countRefused: assign({ refused: ({ context }) => context.refused + 1 }),
     /** A direct connection child finished: stop it (it leaves `children`) and count it out. */
@@ -165,6 +184,7 @@ export const supervisorMachine = setup({
       const id = childIdOf(event);
       if (id === undefined || id.startsWith('group-')) return;
       enqueue(stopChild(id));
+      enqueue(({ context }) => context.uidSlots.give(id));
       enqueue.assign({ direct: context.direct - 1, live: context.live - 1 });
     }),
     /** A grouped connection finished; an emptied group is stopped. */
@@ -178,6 +198,7 @@ export const supervisorMachine = setup({
       } else {
         groups[event.groupId] = left;
       }
+      enqueue(({ context }) => context.uidSlots.give(event.connectionId));
       enqueue.assign({ groups, live: context.live - 1 });
     }),
     setCloseTimeout: assign({
@@ -195,6 +216,7 @@ export const supervisorMachine = setup({
     closeTimeout: input.closeTimeout,
     groupSize: input.groupSize ?? 100,
     live: 0,
+    uidSlots: new UidSlots(input.maxConnectionsPerUid ?? Infinity),
     direct: 0,
     groups: {},
     nextGroup: 0,
@@ -212,6 +234,7 @@ export const supervisorMachine = setup({
       on: {
         'SOCKET.ACCEPTED': [
           { guard: 'refusedByPolicy', actions: ['refuseByPolicy', 'countRefused'] },
+          { guard: 'uidAtLimit', actions: ['refuseUidAtLimit', 'countRefused'] },
           { guard: 'atCapacity', actions: ['refuseServerFull', 'countRefused'] },
           { actions: 'spawnConnection' },
         ],

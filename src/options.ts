@@ -122,6 +122,7 @@ export interface ResolvedOptions {
   closeTimeout: number;
   connectTimeout: number;
   maxConnections: number;
+  maxConnectionsPerUid: number;
   frameTimeout: number;
   maxWriteBuffer: number;
   keepalive: { interval: number; timeout: number } | undefined;
@@ -139,6 +140,7 @@ export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions
     closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
     connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
     maxConnections: options.maxConnections ?? 4096,
+    maxConnectionsPerUid: options.maxConnectionsPerUid ?? 1024,
     frameTimeout: options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT,
     protocol: options.protocol,
     session: options.session,
@@ -162,6 +164,7 @@ export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions
     }
   }
   positiveInteger('maxConnections', resolved.maxConnections, Number.MAX_SAFE_INTEGER);
+  positiveInteger('maxConnectionsPerUid', resolved.maxConnectionsPerUid, Number.MAX_SAFE_INTEGER);
   if (resolved.handlers !== undefined && (typeof resolved.handlers !== 'object' || resolved.handlers === null)) {
     throw new ConverseError('INVALID_ARGUMENT', 'handlers must be an object mapping message types to functions.');
   }

@@ -8,6 +8,7 @@ import {
   supervisorMachine,
   type AcceptedSocketEvent,
   type RefusalCode,
+  type RefusalReason,
   type SupervisorActorRef,
   type SupervisorPort,
 } from '../machines/supervisor.machine.js';
@@ -23,10 +24,10 @@ import type { EventOf, MessageFields, MessageType } from './types.js';
 import { FrameKind } from './wire/constants.js';
 import { encodeReject } from './wire/handshake.js';
 
+/** Who may connect at all (plain code). How many may stay is the supervisor's to count. */
 interface AccessPolicy {
   allow: ((peer: PeerCredentials) => boolean) | undefined;
   allowUids: ReadonlySet<number> | undefined;
-  maxConnectionsPerUid: number;
 }
 
 /** How long a refused socket may linger after its REJECT before it is cut off. */
@@ -46,7 +47,6 @@ export async function listen<ServerApi = any, ClientApi = any>(
   return new Server<ServerApi, ClientApi>(name, bound, resolved, options.inspect, {
     allow: options.allow,
     allowUids: options.allowUids === undefined ? undefined : new Set(options.allowUids),
-    maxConnectionsPerUid: options.maxConnectionsPerUid ?? 1024,
   }, options.introspection);
 }
 
@@ -97,8 +97,6 @@ export class Server<ServerApi = any, ClientApi = any>
    */
   private readonly freeActorIds: string[] = [];
   private actorIdsIssued = 0;
-  /** Live connections per peer uid, for maxConnectionsPerUid. */
-  private readonly perUid = new Map<number, number>();
   /** The `$converse.*` introspection handlers, when `introspection` is on. */
   private readonly internalHandlers: Record<string, (event: any, ctx: any) => unknown> | undefined;
 
@@ -116,7 +114,7 @@ export class Server<ServerApi = any, ClientApi = any>
     registerServer(this, options, introspection);
     this.internalHandlers = introspectionHandlers(this, introspection);
     const port: SupervisorPort = {
-      refuse: (event, code) => this.refuse(event, code),
+      refuse: (event, code, why) => this.refuse(event, code, why),
       stopAccepting: () => void this.bound.close(),
       closeAllConnections: (timeout) => {
         for (const core of this.cores.values()) core.actor?.send({ type: 'CLOSE', timeout });
@@ -131,7 +129,12 @@ export class Server<ServerApi = any, ClientApi = any>
       },
     };
     this.actor = createActor(supervisorFor(options.session), {
-      input: { port, maxConnections: options.maxConnections, closeTimeout: options.closeTimeout },
+      input: {
+        port,
+        maxConnections: options.maxConnections,
+        maxConnectionsPerUid: options.maxConnectionsPerUid,
+        closeTimeout: options.closeTimeout,
+      },
       inspect,
     });
     this.actor.start();
@@ -229,9 +232,6 @@ export class Server<ServerApi = any, ClientApi = any>
     const connection = new Connection<ServerApi, ClientApi>(core, id);
     markConnectionOpened(connection);
     this.cores.set(actorId, core);
-    const refusal = this.checkAccess(peer);
-    const uid = refusal === undefined ? peer.uid : undefined;
-    if (uid !== undefined) this.perUid.set(uid, (this.perUid.get(uid) ?? 0) + 1);
     core.onPhase = (phase) => {
       if (phase === 'active') {
         this.live.set(id, connection);
@@ -241,11 +241,6 @@ export class Server<ServerApi = any, ClientApi = any>
         this.cores.delete(actorId);
         // Free the actor id once the supervisor has reaped the child (it does so as the child closes).
         setImmediate(() => this.freeActorIds.push(actorId));
-        if (uid !== undefined) {
-          const left = this.perUid.get(uid)! - 1;
-          if (left > 0) this.perUid.set(uid, left);
-          else this.perUid.delete(uid);
-        }
         if (this.live.delete(id)) this.acceptQueue.remove((c) => c === connection);
         if (core.closeReason !== undefined && core.closeReason.code !== 'CONNECTION_CLOSED') {
           this.emit('connectionError', core.closeReason, connection);
@@ -255,7 +250,8 @@ export class Server<ServerApi = any, ClientApi = any>
     return {
       type: 'SOCKET.ACCEPTED',
       connectionId: actorId,
-      refusal,
+      uid: peer.uid,
+      refusal: this.deniedByPolicy(peer) ? 'ACCESS_DENIED' : undefined,
       input: {
         id,
         role: 'server',
@@ -268,36 +264,32 @@ export class Server<ServerApi = any, ClientApi = any>
     };
   }
 
-  /** The access policy, in plain code (user predicates never run inside a transition). */
-  private checkAccess(peer: PeerCredentials): 'ACCESS_DENIED' | 'SERVER_FULL' | undefined {
-    const { allow, allowUids, maxConnectionsPerUid } = this.access;
-    if (allow !== undefined || allowUids !== undefined) {
-      if (peer.uid === undefined) return 'ACCESS_DENIED'; // fail closed: we cannot tell who it is
-      if (allowUids !== undefined && !allowUids.has(peer.uid)) return 'ACCESS_DENIED';
-      if (allow !== undefined) {
-        try {
-          if (allow(peer) !== true) return 'ACCESS_DENIED';
-        } catch {
-          return 'ACCESS_DENIED';
-        }
-      }
+  /** The allow-list, in plain code (user predicates never run inside a transition). Counts nothing. */
+  private deniedByPolicy(peer: PeerCredentials): boolean {
+    const { allow, allowUids } = this.access;
+    if (allow === undefined && allowUids === undefined) return false;
+    if (peer.uid === undefined) return true; // fail closed: we cannot tell who it is
+    if (allowUids !== undefined && !allowUids.has(peer.uid)) return true;
+    if (allow === undefined) return false;
+    try {
+      return allow(peer) !== true;
+    } catch {
+      return true;
     }
-    if (peer.uid !== undefined && (this.perUid.get(peer.uid) ?? 0) >= maxConnectionsPerUid) return 'SERVER_FULL';
-    return undefined;
   }
 
-  private refuse(event: AcceptedSocketEvent, code: RefusalCode): void {
+  private refuse(event: AcceptedSocketEvent, code: RefusalCode, why: RefusalReason): void {
     const core = this.cores.get(event.connectionId);
     if (core === undefined) return;
     this.cores.delete(event.connectionId);
     setImmediate(() => this.freeActorIds.push(event.connectionId));
     const socket = core.socket;
     const message =
-      event.refusal === 'SERVER_FULL'
-        ? `this user already has ${this.access.maxConnectionsPerUid} connections (maxConnectionsPerUid)`
-        : code === 'SERVER_FULL'
+      why === 'perUid'
+        ? `this user already has ${this.options.maxConnectionsPerUid} connections (maxConnectionsPerUid)`
+        : why === 'total'
           ? `the server is at its limit of ${this.options.maxConnections} connections`
-          : code === 'ACCESS_DENIED'
+          : why === 'policy'
             ? `this peer (uid ${(core.facade as Connection).peer.uid ?? 'unknown'}) is not allowed to connect`
             : 'the server is shutting down';
     socket.on('error', () => {});

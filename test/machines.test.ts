@@ -141,28 +141,35 @@ describe('connection machine', () => {
   });
 });
 
-function fakeSocketEvent(id: string): { event: AcceptedSocketEvent; transport: FakeTransport } {
+function fakeSocketEvent(id: string, uid?: number): { event: AcceptedSocketEvent; transport: FakeTransport } {
   const transport = new FakeTransport();
   return {
     transport,
     event: {
       type: 'SOCKET.ACCEPTED',
       connectionId: id,
+      uid,
       input: { id, role: 'server', transport, pending: new FakePending(), handshakeTimeout: 10_000, closeTimeout: 10_000 },
     },
   };
 }
 
-function startSupervisor(input: { maxConnections?: number; groupSize?: number; closeTimeout?: number } = {}) {
+function startSupervisor(input: { maxConnections?: number; maxConnectionsPerUid?: number; groupSize?: number; closeTimeout?: number } = {}) {
   const calls: string[] = [];
   const port: SupervisorPort = {
-    refuse: (event, code) => calls.push(`refuse:${event.connectionId}:${code}`),
+    refuse: (event, code, why) => calls.push(`refuse:${event.connectionId}:${code}${why === 'perUid' ? ':perUid' : ''}`),
     stopAccepting: () => calls.push('stopAccepting'),
     closeAllConnections: (timeout) => calls.push(`closeAll:${timeout}`),
     destroyAllConnections: () => calls.push('destroyAll'),
   };
   const actor = createActor(supervisorMachine, {
-    input: { port, maxConnections: input.maxConnections ?? 100, closeTimeout: input.closeTimeout ?? 10_000, groupSize: input.groupSize },
+    input: {
+      port,
+      maxConnections: input.maxConnections ?? 100,
+      maxConnectionsPerUid: input.maxConnectionsPerUid,
+      closeTimeout: input.closeTimeout ?? 10_000,
+      groupSize: input.groupSize,
+    },
   });
   actors.push(actor);
   actor.start();
@@ -192,6 +199,31 @@ describe('supervisor machine', () => {
     expect(calls).toContain('refuse:b:SERVER_FULL');
     expect(Object.keys(actor.getSnapshot().children)).toEqual(['a']);
     expect(actor.getSnapshot().context.refused).toBe(1);
+  });
+
+  it('counts per-uid slots only for spawned children and gives them back when they are reaped (direct and grouped)', () => {
+    const { actor, calls } = startSupervisor({ maxConnections: 4, maxConnectionsPerUid: 2, groupSize: 1 });
+    const slots = () => actor.getSnapshot().context.uidSlots;
+    const a = fakeSocketEvent('a', 1000);
+    const b = fakeSocketEvent('b', 1000); // grouped (groupSize 1)
+    actor.send(a.event);
+    actor.send(b.event);
+    actor.send(fakeSocketEvent('c', 1000).event); // past the per-uid limit
+    expect(calls).toEqual(['refuse:c:SERVER_FULL:perUid']);
+    const others = ['d', 'e', 'f'].map((id) => fakeSocketEvent(id, 2000));
+    for (const o of others) actor.send(o.event);
+    expect(calls.slice(1)).toEqual(['refuse:f:SERVER_FULL:perUid']);
+    // At capacity (4): every further socket is refused, from any uid, and takes nothing.
+    for (let i = 0; i < 5; i++) actor.send(fakeSocketEvent(`x${i}`, 3000 + (i % 2)).event);
+    expect(calls.filter((c) => c.endsWith(':SERVER_FULL'))).toHaveLength(5);
+    expect([slots().countOf(1000), slots().countOf(2000), slots().countOf(3000), slots().held]).toEqual([2, 2, 0, 4]);
+    for (const s of [a, b, ...others.slice(0, 2)]) s.transport.send!({ type: 'TRANSPORT.CLOSED' });
+    expect(actor.getSnapshot().context.live).toBe(0);
+    expect([slots().users, slots().held]).toEqual([0, 0]);
+    // Nobody was locked out: the same users get their full share again.
+    for (const id of ['g', 'h']) actor.send(fakeSocketEvent(id, 1000).event);
+    expect(slots().countOf(1000)).toBe(2);
+    expect(actor.getSnapshot().context.refused).toBe(7);
   });
 
   it('groups connections past groupSize under intermediate supervisors, and stops emptied groups', () => {

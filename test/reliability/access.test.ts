@@ -114,8 +114,33 @@ describe.runIf(canSwitchUser() && peerCredentialsSupported)('access control with
     expect((await relClient(name, { dropTo: NOBODY, connections: 3 })).first).toMatchObject({ connected: 3, failures: [] });
 
     const defaults = await startServer();
-    expect((defaults.server as unknown as { access: { maxConnectionsPerUid: number } }).access.maxConnectionsPerUid).toBe(1024);
+    expect(defaults.server.actor.getSnapshot().context.uidSlots.limit).toBe(1024);
     expect(defaults.server.actor.getSnapshot().context.maxConnections).toBe(4096);
+  });
+
+  it('admission is counted in one place: refusals at capacity, from another uid and the owner, hold no slot; the owner is never locked out', async () => {
+    const { name, server } = await startServer({ socketMode: 0o666, maxConnections: 2, maxConnectionsPerUid: 2 });
+    openDirectory(name);
+    const context = () => server.actor.getSnapshot().context;
+    const owners = await Promise.all([0, 1].map(() => connectClient(name)));
+    // At capacity: another user's connections and the owner's extra ones are all refused.
+    const stranger = await relClient(name, { dropTo: NOBODY, connections: 4 });
+    expect(stranger.first).toMatchObject({ connected: 0, failures: Array(4).fill('SERVER_FULL') });
+    for (let i = 0; i < 3; i++) expect((await settle(connect(name))).error?.code).toBe('SERVER_FULL');
+    expect(context().uidSlots.countOf(NOBODY)).toBe(0);
+    expect(context().uidSlots.countOf(process.getuid!())).toBe(2);
+    expect(context().refused).toBe(7);
+
+    for (const owner of owners) await owner.close();
+    await waitUntil(() => context().live === 0, 'every connection is gone');
+    expect({ users: context().uidSlots.users, held: context().uidSlots.held, cores: (server as unknown as { cores: Map<string, unknown> }).cores.size }).toEqual({ users: 0, held: 0, cores: 0 });
+
+    // Each user gets its whole share back: the owner first, then the other user.
+    const again = await Promise.all([0, 1].map(() => connectClient(name)));
+    expect(again.map((c) => c.state)).toEqual(['active', 'active']);
+    for (const owner of again) await owner.close();
+    await waitUntil(() => context().live === 0, 'the owner left');
+    expect((await relClient(name, { dropTo: NOBODY, connections: 2 })).first).toMatchObject({ connected: 2, failures: [] });
   });
 
   it('1,000 half-open connections from one user: its cap holds (100), the rest are refused, another user is served at normal latency, the held ones are reaped', async () => {
