@@ -19,7 +19,7 @@ import type { PendingTable } from '../machines/connection.machine.js';
 export interface PendingAsk {
   resolve(value: unknown): void;
   reject(error: unknown): void;
-  /** performance.now() value after which the ask times out. */
+  /** performance.now() value at which the ask times out; `Infinity`: never (no timer is armed for it). */
   deadline: number;
   timeout: number;
   /** The message type, for error messages. */
@@ -33,6 +33,12 @@ export interface PendingAsk {
 }
 
 const INITIAL_SLOTS = 16;
+/**
+ * The longest delay `setTimeout` honours: Node turns anything above 2^31-1 ms into 1 ms. A
+ * deadline further away arms the timer for this long; the sweep then finds nothing expired and
+ * arms it again for what is left.
+ */
+export const MAX_TIMER_DELAY = 2 ** 31 - 1;
 /** Taken slots `allocateId` steps over before it grows the table. */
 const MAX_PROBES = 8;
 
@@ -154,32 +160,43 @@ export class PendingReplies implements PendingTable {
     if (this.timer) clearTimeout(this.timer);
     this.timerDeadline = deadline;
     // +1: setTimeout may fire a fraction of a millisecond early relative to performance.now().
-    this.timer = setTimeout(() => this.sweep(), Math.max(0, Math.ceil(deadline - performance.now())) + 1);
+    const delay = Math.max(0, Math.ceil(deadline - performance.now())) + 1;
+    this.timer = setTimeout(() => this.sweep(), Math.min(delay, MAX_TIMER_DELAY));
     this.timer.unref();
   }
 
+  /**
+   * Time out every expired ask. The table is settled first (expired asks taken, the timer armed
+   * for the earliest deadline left) and only then are the owner and the askers told, so a
+   * callback that adds an ask, takes one or rejects them all sees a consistent table, and an
+   * ask it adds keeps the earlier timer it armed.
+   */
   private sweep(): void {
     this.timer = undefined;
     this.timerDeadline = Infinity;
     const now = performance.now();
     let next = Infinity;
+    const expired: Array<[number, PendingAsk]> = [];
     for (let i = 0; i < this.slots.length; i++) {
       const ask = this.slots[i];
       if (ask === undefined) continue;
-      const id = this.slotIds[i]!;
       if (ask.deadline <= now) {
+        const id = this.slotIds[i]!;
         this.take(id);
-        this.onTimeout(id, ask);
-        const error = new ConverseError(
-          'TIMEOUT',
-          `No reply to "${ask.type}" within ${ask.timeout} ms. The peer may be slow or stuck; raise the timeout (ask option \`timeout\` or \`replyTimeout\`) if the work is expected to take longer.`,
-        );
-        this.onFailed?.(id, ask, error);
-        ask.reject(error);
+        expired.push([id, ask]);
       } else if (ask.deadline < next) {
         next = ask.deadline;
       }
     }
     if (next !== Infinity) this.arm(next);
+    for (const [id, ask] of expired) {
+      this.onTimeout(id, ask);
+      const error = new ConverseError(
+        'TIMEOUT',
+        `No reply to "${ask.type}" within ${ask.timeout} ms. The peer may be slow or stuck; raise the timeout (ask option \`timeout\` or \`replyTimeout\`) if the work is expected to take longer.`,
+      );
+      this.onFailed?.(id, ask, error);
+      ask.reject(error);
+    }
   }
 }
