@@ -22,40 +22,85 @@ import { scanMessagePack } from './msgpack-scan.js';
  * connection would cost 8 KiB each). Records are off (standard MessagePack on the wire).
  */
 
-// Private carrier classes: a user's Map or Set is re-wrapped in these before packing so that
-// it reaches msgpackr's extension path (msgpackr writes a plain Map as a MessagePack map, which
-// would come back as an object). Registering extensions for private classes cannot change how
-// the host application's own msgpackr encodes anything.
+// Private carrier classes. A user's Map, Set or wide integer is re-wrapped in one of these before
+// packing so that it reaches msgpackr's extension path (msgpackr writes a plain Map as a
+// MessagePack map, which would come back as an object, and an integer beyond 32 bits as a float).
+// Registering extensions for private classes cannot change how the host application's own
+// msgpackr encodes anything.
 class WireMap {
   constructor(readonly flat: unknown[]) {}
 }
 class WireSet {
   constructor(readonly members: unknown[]) {}
 }
+/** An integer beyond the 32-bit formats: a safe-integer number, or a bigint within 64 bits. */
+class WireInt {
+  constructor(readonly value: number | bigint) {}
+}
 
+const TWO_32 = 2 ** 32;
+const INT64_MIN = -(2n ** 63n);
+const UINT64_MAX = 2n ** 64n - 1n;
+
+/**
+ * Map and Set carry their array inside the extension's data (docs/PROTOCOL.md §5.2): the array is
+ * packed on its own (msgpackr's pack is re-entrant) and msgpackr writes it as the extension's
+ * data with the smallest ext header. A stock decoder therefore sees one extension value, which
+ * it may skip or hook.
+ */
+function mapFromPayload(data: Uint8Array): Map<unknown, unknown> {
+  // msgpackr's unpack is re-entrant; the pre-scan has already checked that `data` is exactly one
+  // acceptable value.
+  const flat = unpackr.unpack(data) as unknown;
+  if (!Array.isArray(flat) || flat.length % 2 !== 0) throw new Error('a Map extension must carry an even-length array');
+  const map = new Map();
+  for (let i = 0; i < flat.length; i += 2) map.set(flat[i], flat[i + 1]);
+  return map;
+}
+
+function setFromPayload(data: Uint8Array): Set<unknown> {
+  const members = unpackr.unpack(data) as unknown;
+  if (!Array.isArray(members)) throw new Error('a Set extension must carry an array');
+  return new Set(members);
+}
+
+addExtension({ Class: WireMap, type: ExtType.MAP, pack: (map: WireMap) => packr.pack(map.flat), unpack: mapFromPayload });
+addExtension({ Class: WireSet, type: ExtType.SET, pack: (set: WireSet) => packr.pack(set.members), unpack: setFromPayload });
+// WireInt writes a plain uint 64 / int 64, never an extension: its `pack` writes the 9 bytes itself
+// and returns nothing. msgpackr insists on a type for `pack` and registers a reader under it, so it
+// shares the Set's type and reader (registered again after it, so the Set's reader stays in place).
+type Allocate = (size: number) => { target: Uint8Array; targetView: DataView; position: number };
 addExtension({
-  Class: WireMap,
-  type: ExtType.MAP,
-  write: (map: WireMap) => map.flat,
-  read: (flat: unknown) => {
-    if (!Array.isArray(flat) || flat.length % 2 !== 0) throw new Error('a Map extension must carry an even-length array');
-    const map = new Map();
-    for (let i = 0; i < flat.length; i += 2) map.set(flat[i], flat[i + 1]);
-    return map;
-  },
-});
-addExtension({
-  Class: WireSet,
+  Class: WireInt,
   type: ExtType.SET,
-  write: (set: WireSet) => set.members,
-  read: (members: unknown) => {
-    if (!Array.isArray(members)) throw new Error('a Set extension must carry an array');
-    return new Set(members);
-  },
+  // (msgpackr's typings omit the second argument of `pack` and a `pack` that returns nothing.)
+  pack: ((wide: WireInt, allocate: Allocate): void => {
+    const { target, targetView, position } = allocate(9);
+    const v = wide.value;
+    if (typeof v === 'bigint') {
+      target[position] = v < 0n ? 0xd3 : 0xcf;
+      if (v < 0n) targetView.setBigInt64(position + 1, v);
+      else targetView.setBigUint64(position + 1, v);
+    } else {
+      // A safe integer as two 32-bit halves (two's complement for negatives), without a BigInt.
+      target[position] = v < 0 ? 0xd3 : 0xcf;
+      const high = Math.floor(v / TWO_32);
+      targetView.setInt32(position + 1, high);
+      targetView.setUint32(position + 5, v - high * TWO_32);
+    }
+  }) as unknown as (value: unknown) => Buffer,
 });
+addExtension({ type: ExtType.SET, unpack: setFromPayload });
 
 const packr = new Packr({ useRecords: false, structuredClone: false, moreTypes: false, useBigIntExtension: false });
-const unpackr = new Unpackr({ useRecords: false, structuredClone: false, mapsAsObjects: true, moreTypes: false, int64AsType: 'bigint' });
+// int64AsType 'auto': int 64 / uint 64 within ±2^53 decode as numbers, beyond as bigints (§5.4).
+const unpackr = new Unpackr({
+  useRecords: false,
+  structuredClone: false,
+  mapsAsObjects: true,
+  moreTypes: false,
+  int64AsType: 'auto' as 'bigint', // (msgpackr's typings lack 'auto')
+});
 
 const crc32: (data: Uint8Array) => number =
   typeof (zlib as { crc32?: unknown }).crc32 === 'function'
@@ -69,12 +114,7 @@ const crc32: (data: Uint8Array) => number =
  * RegExps) instead of letting msgpackr silently drop or mangle it.
  */
 function prepare(value: unknown, depth: number, path: string): unknown {
-  if (typeof value !== 'object' || value === null) {
-    if (typeof value === 'function' || typeof value === 'symbol') {
-      throw encodeError(`${path} is a ${typeof value}, which cannot be sent`);
-    }
-    return value;
-  }
+  if (typeof value !== 'object' || value === null) return prepareScalar(value, path);
   if (ArrayBuffer.isView(value)) return value;
   if (value instanceof Date) {
     // msgpackr would write an invalid Date as a 1-byte timestamp, which is not valid MessagePack.
@@ -92,7 +132,7 @@ function prepare(value: unknown, depth: number, path: string): unknown {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
       const item = value[i];
-      const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, `${path}[${i}]`) : checkLeaf(item, path, i);
+      const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, `${path}[${i}]`) : prepareLeaf(item, path, i);
       if (prepared !== item) {
         copy ??= value.slice();
         copy[i] = prepared;
@@ -122,7 +162,7 @@ function prepare(value: unknown, depth: number, path: string): unknown {
     // The receiver refuses a "__proto__" key (it would be renamed or pollute a prototype).
     if (key === '__proto__') throw encodeError(`${path} has a "__proto__" key, which cannot be sent`);
     const item = (value as Record<string, unknown>)[key];
-    const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, `${path}.${key}`) : checkLeaf(item, path, key);
+    const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, `${path}.${key}`) : prepareLeaf(item, path, key);
     if (prepared !== item) {
       copy ??= { ...(value as Record<string, unknown>) };
       copy[key] = prepared;
@@ -131,11 +171,32 @@ function prepare(value: unknown, depth: number, path: string): unknown {
   return copy ?? value;
 }
 
-function checkLeaf(item: unknown, path: string, key: string | number): unknown {
-  if (typeof item === 'function' || typeof item === 'symbol') {
-    throw encodeError(`${path}${typeof key === 'number' ? `[${key}]` : `.${key}`} is a ${typeof item}, which cannot be sent`);
+/**
+ * A scalar field: integers get the MessagePack int format of docs/PROTOCOL.md §5.4 (msgpackr alone
+ * would write a number beyond 32 bits as a float 64, and every bigint as 9 bytes), functions and
+ * symbols are refused. The common case (a small number, a string) returns at the first test.
+ */
+function prepareScalar(item: unknown, path: string): unknown {
+  switch (typeof item) {
+    case 'number':
+      // Outside int32/uint32 but a safe integer: uint 64 / int 64 rather than float 64.
+      if ((item >= TWO_32 || item < -0x80000000) && Number.isSafeInteger(item)) return new WireInt(item);
+      return item;
+    case 'bigint':
+      if (item >= -0x80000000n && item < 0x100000000n) return Number(item); // the shortest int format
+      if (item < INT64_MIN || item > UINT64_MAX) throw encodeError(`${path} is a bigint outside the 64-bit range (−2^63 … 2^64−1)`);
+      return new WireInt(item);
+    case 'function':
+    case 'symbol':
+      throw encodeError(`${path} is a ${typeof item}, which cannot be sent`);
+    default:
+      return item;
   }
-  return item;
+}
+
+function prepareLeaf(item: unknown, path: string, key: string | number): unknown {
+  if (typeof item === 'string' || typeof item === 'boolean' || item === undefined || item === null) return item;
+  return prepareScalar(item, typeof key === 'number' ? `${path}[${key}]` : `${path}.${key}`);
 }
 
 function encodeError(what: string): ConverseError {

@@ -66,14 +66,18 @@ export const DEFAULT_MAX_WRITE_BUFFER = 8 * 1024 * 1024;
 /** Deepest nesting of arrays/maps/extensions accepted in one message (msgpackr decodes recursively). */
 export const MAX_NESTING_DEPTH = 100;
 
-/** MessagePack extension types allowed on the wire. */
+/**
+ * MessagePack extension types allowed on the wire (docs/PROTOCOL.md §5.2). Each one carries its
+ * whole value inside the extension's data, so a stock decoder reads a frame as exactly one value
+ * and can skip or hook an extension it does not know.
+ */
 export const ExtType = {
-  /** msgpackr / notepack: fixext1 type 0 is `undefined`. */
+  /** fixext 1, type 0: `undefined` (msgpackr / notepack's convention); the data byte is ignored. */
   UNDEFINED: 0x00,
-  /** msgpackr's Set: fixext1 tag (type 0x73, data 0) followed by an array of members. */
-  SET: 0x73,
-  /** This protocol's Map: fixext1 tag (type 0x6d, data 0) followed by a flat [k0, v0, k1, v1, …] array. */
-  MAP: 0x6d,
+  /** 'S': a Set; the data is one MessagePack array of the members. */
+  SET: 0x53,
+  /** 'M': a Map with keys of any type; the data is one flat MessagePack array [k0, v0, k1, v1, …]. */
+  MAP: 0x4d,
   /** The standard timestamp extension (-1). */
   TIMESTAMP: 0xff,
 } as const;

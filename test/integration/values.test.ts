@@ -89,7 +89,9 @@ const cases: Array<[string, unknown]> = [
   ['false', false],
   ['null', null],
   ['undefined in an object', { present: undefined, other: 1 }],
-  ['a small bigint', 7n],
+  ['an integer beyond 32 bits', 2 ** 40],
+  ['a negative integer beyond 32 bits', -(2 ** 40) - 3],
+  ['a bigint just beyond 2^53', 2n ** 53n + 1n],
   ['a large bigint', 2n ** 62n + 1n],
   ['a negative bigint', -(2n ** 60n)],
   ['a Date', new Date(Date.UTC(2024, 1, 29, 12, 34, 56, 789))],
@@ -104,8 +106,8 @@ const cases: Array<[string, unknown]> = [
     'a nested combination',
     {
       users: new Map<string, unknown>([
-        ['ada', { born: new Date(Date.UTC(1815, 11, 10)), tags: new Set(['math', 'engines']), id: 1n, avatar: Buffer.from([1, 2, 3]) }],
-        ['bob', { born: null, tags: new Set<string>(), id: 2n ** 40n, avatar: new Uint8Array(0), missing: undefined }],
+        ['ada', { born: new Date(Date.UTC(1815, 11, 10)), tags: new Set(['math', 'engines']), id: 2n ** 60n, avatar: Buffer.from([1, 2, 3]) }],
+        ['bob', { born: null, tags: new Set<string>(), id: 2n ** 55n, avatar: new Uint8Array(0), missing: undefined }],
       ]),
       matrix: [[1, 2], [3, 4], []],
       nested: { deeper: { deepest: [new Map([[1, new Set([new Date(0)])]])] } },
@@ -125,6 +127,11 @@ describe('values round-trip across processes', () => {
     const all = Object.fromEntries(cases.map(([label, value]) => [label, value]));
     expectSame(await connection.ask({ type: 'echo', value: all }), all);
     expectSame(await connection.ask({ type: 'echo', value: cases.map(([, value]) => value) }), cases.map(([, value]) => value));
+  });
+
+  it('a bigint within ±2^53 arrives as a number (MessagePack has one integer type, PROTOCOL.md §5.4)', async () => {
+    const connection = await connectClient(name);
+    expect(await connection.ask({ type: 'echo', value: [7n, -(2n ** 53n), 2n ** 53n, 2n ** 53n + 1n] })).toStrictEqual([7, -(2 ** 53), 2 ** 53, 2n ** 53n + 1n]);
   });
 
   it('undefined as a field of an object keeps its key; a reply of undefined (void handler) resolves undefined', async () => {

@@ -115,14 +115,40 @@ describe('codec round trip: every value kind the contract lists', () => {
     expect(both([undefined, null])).toStrictEqual([undefined, null]);
   });
 
-  it('bigint over the whole 64-bit range, staying bigint', () => {
-    const values = [0n, 1n, -1n, 127n, 2n ** 31n, 2n ** 53n + 1n, -(2n ** 53n) - 1n, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 63n, 2n ** 64n - 1n];
-    for (const v of values) {
+  it('integers: one documented mapping each way (PROTOCOL.md §5.4)', () => {
+    const body = (value: unknown): string => hex(encodeFrame(value, false, LIMIT).subarray(1));
+    // Safe integers, number or bigint, take the shortest int format; beyond 32 bits that is uint 64
+    // when positive and int 64 when negative (never float 64).
+    expect(body(2 ** 32)).toBe('cf0000000100000000');
+    expect(body(2 ** 32 - 1)).toBe('ceffffffff');
+    expect(body(-(2 ** 31) - 1)).toBe('d3ffffffff7fffffff');
+    expect(body(2 ** 53 - 1)).toBe('cf001fffffffffffff');
+    expect(body(-(2 ** 53 - 1))).toBe('d3ffe0000000000001');
+    expect(body(5n)).toBe('05');
+    expect(body(-33n)).toBe('d0df');
+    expect(body(2n ** 40n)).toBe('cf0000010000000000');
+    expect(body(2n ** 63n)).toBe('cf8000000000000000');
+    expect(body(-(2n ** 63n))).toBe('d38000000000000000');
+    // A number that is not a safe integer stays a float 64 (2^53 is not safe: 2^53 + 1 rounds to it).
+    expect(body(2 ** 53)).toBe('cb4340000000000000');
+    expect(body(1e20)).toBe('cb4415af1d78b58c40');
+    // Decoding: every int format within ±2^53 is a number, beyond it a bigint.
+    for (const n of [2 ** 32, 2 ** 40, 2 ** 53 - 1, -(2 ** 53 - 1), -(2 ** 31) - 1]) {
+      expect(both(n)).toBe(n);
+    }
+    for (const v of [2n ** 53n + 1n, -(2n ** 53n) - 1n, 2n ** 63n - 1n, -(2n ** 63n), 2n ** 63n, 2n ** 64n - 1n]) {
       const decoded = both(v);
       expect(typeof decoded).toBe('bigint');
       expect(decoded).toBe(v);
     }
-    expect(both({ id: 2n ** 64n - 1n, min: -(2n ** 63n) })).toStrictEqual({ id: 2n ** 64n - 1n, min: -(2n ** 63n) });
+    // A bigint within ±2^53 arrives as a number: MessagePack has one integer type.
+    for (const v of [0n, 1n, -1n, 127n, 2n ** 31n, 2n ** 53n, -(2n ** 53n)]) expect(both(v)).toBe(Number(v));
+    expect(both({ id: 2n ** 64n - 1n, min: -(2n ** 63n), small: 7n })).toStrictEqual({ id: 2n ** 64n - 1n, min: -(2n ** 63n), small: 7 });
+    expect(decodeBody(Buffer.from('cf0000000000000001', 'hex'))).toBe(1);
+    expect(decodeBody(Buffer.from('cf0020000000000000', 'hex'))).toBe(2 ** 53);
+    expect(decodeBody(Buffer.from('cf0020000000000001', 'hex'))).toBe(2n ** 53n + 1n);
+    expect(decodeBody(Buffer.from('d3ffe0000000000000', 'hex'))).toBe(-(2 ** 53));
+    expect(decodeBody(Buffer.from('d3ffdfffffffffffff', 'hex'))).toBe(-(2n ** 53n) - 1n);
   });
 
   it('Date in all three timestamp sizes (seconds, milliseconds, pre-1970 and far future)', () => {
@@ -179,7 +205,7 @@ describe('codec round trip: every value kind the contract lists', () => {
   });
 
   it('Set, including mixed members and nested Sets', () => {
-    const set = new Set<unknown>([1, 'two', null, 3n, { four: 4 }, [5], new Set([6])]);
+    const set = new Set<unknown>([1, 'two', null, 2n ** 60n, { four: 4 }, [5], new Set([6])]);
     const decoded = both(set);
     expect(decoded).toBeInstanceOf(Set);
     expect(decoded).toStrictEqual(set);
@@ -205,7 +231,7 @@ describe('codec round trip: every value kind the contract lists', () => {
   it('deep nested combinations, e.g. a Map inside an array inside an object', () => {
     const value = {
       type: 'sync',
-      list: [new Map<unknown, unknown>([['k', new Set([1, 2])], [3, { deep: [new Date(5000), 10n, Uint8Array.of(1)] }]])],
+      list: [new Map<unknown, unknown>([['k', new Set([1, 2])], [3, { deep: [new Date(5000), 2n ** 62n, Uint8Array.of(1)] }]])],
       nested: { a: [{ b: [{ c: new Map([['d', [undefined, null, true]]]) }] }] },
     };
     const decoded = both(value) as typeof value;
@@ -215,7 +241,7 @@ describe('codec round trip: every value kind the contract lists', () => {
     expect(map.get('k')).toStrictEqual(new Set([1, 2]));
     const deep = (map.get(3) as { deep: unknown[] }).deep;
     expect((deep[0] as Date).getTime()).toBe(5000);
-    expect(deep[1]).toBe(10n);
+    expect(deep[1]).toBe(2n ** 62n);
     expect(hex(deep[2] as Uint8Array)).toBe('01');
     expect(decoded.nested.a[0]!.b[0]!.c).toStrictEqual(new Map([['d', [undefined, null, true]]]));
   });
@@ -309,10 +335,24 @@ describe('encodeFrame: frame layout (docs/PROTOCOL.md examples)', () => {
     expect(hex(encodeFrame([FrameKind.STREAM_END, 1], false, LIMIT))).toBe('03920901');
   });
 
-  it('Map, Set and undefined use the documented extension tags', () => {
-    expect(hex(encodeFrame(new Map<unknown, unknown>([['a', 1], [2, 'b']]), false, LIMIT))).toBe('0a' + 'd46d00' + '94a16101' + '02a162');
-    expect(hex(encodeFrame(new Set([1, 2]), false, LIMIT))).toBe('06' + 'd47300' + '920102');
+  it('Map, Set and undefined use the documented extensions, each carrying its value inside', () => {
+    // Map: ext type 0x4d ('M') whose data is the flat array [k0, v0, k1, v1, …]; the smallest ext
+    // header that fits the data (here ext 8, 7 bytes).
+    expect(hex(encodeFrame(new Map<unknown, unknown>([['a', 1], [2, 'b']]), false, LIMIT))).toBe('0a' + 'c7074d' + '94a16101' + '02a162');
+    // Set: ext type 0x53 ('S') whose data is the array of members.
+    expect(hex(encodeFrame(new Set([1, 2]), false, LIMIT))).toBe('06' + 'c70353' + '920102');
+    expect(hex(encodeFrame(new Set([1]), false, LIMIT))).toBe('04' + 'd553' + '9101'); // fixext 2
+    expect(hex(encodeFrame(new Set(), false, LIMIT))).toBe('03' + 'd453' + '90'); // fixext 1
+    expect(hex(encodeFrame(new Map(), false, LIMIT))).toBe('03' + 'd44d' + '90');
+    // Data of 256 bytes or more takes ext 16.
+    expect(hex(encodeFrame(new Set(['x'.repeat(300)]), false, LIMIT).subarray(0, 11))).toBe('fc0134' + 'c8013053' + '91da012c');
     expect(hex(encodeFrame([undefined], false, LIMIT))).toBe('04' + '91d40000');
+  });
+
+  it('integers beyond 32 bits, byte for byte as in PROTOCOL.md §10.5', () => {
+    expect(hex(encodeFrame(2 ** 32, false, LIMIT))).toBe('09' + 'cf0000000100000000');
+    expect(hex(encodeFrame(-(2 ** 40), false, LIMIT))).toBe('09' + 'd3ffffff0000000000');
+    expect(hex(encodeFrame(2n ** 64n - 1n, false, LIMIT))).toBe('09' + 'cfffffffffffffffff');
   });
 
   it('chooses the shortest length prefix: 1 byte to 251, 0xFC to 65535, 0xFD beyond', () => {

@@ -236,8 +236,8 @@ describe('HandshakeReader: refusing a foreign protocol', () => {
     ['an integer', '01'],
     ['nil', 'c0'],
     ['bytes', 'c4 02 0102'],
-    ['a Set tag', 'd4 73 00 90'],
-    ['a Map tag', 'd4 6d 00 92 a1 61 01'],
+    ['a Set', 'd4 53 90'],
+    ['a Map', 'c7 03 4d 92 a1 61 01'],
     ['a timestamp', 'd6 ff 00000000'],
     ['undefined', 'd4 00 00'],
   ])('fails an extension that is %s, not a map', (_name, extHex) => {

@@ -34,6 +34,50 @@ function repeat(hex: string, times: number): string {
   return hex.repeat(times);
 }
 
+/** The smallest ext header for `length` bytes of data of `type`, as the reference encoder writes it. */
+function extHeader(type: number, length: number): Buffer {
+  const fixed: Record<number, number> = { 1: 0xd4, 2: 0xd5, 4: 0xd6, 8: 0xd7, 16: 0xd8 };
+  if (fixed[length] !== undefined) return Buffer.of(fixed[length]!, type);
+  if (length < 0x100) return Buffer.of(0xc7, length, type);
+  if (length < 0x10000) return Buffer.of(0xc8, length >> 8, length & 0xff, type);
+  const header = Buffer.of(0xc9, 0, 0, 0, 0, type);
+  header.writeUInt32BE(length, 1);
+  return header;
+}
+
+/** A Set (0x53) or Map (0x4d) extension around `data` (hex), docs/PROTOCOL.md §5.2. */
+function ext(type: number, data: string): string {
+  return extHeader(type, h(data).length).toString('hex') + data.replace(/\s+/g, '');
+}
+const SET = 0x53;
+const MAP = 0x4d;
+
+/** `levels` Sets, each holding the next (Set{Set{…Set{leaf}}}), built inside out. */
+function nestedSets(levels: number, leaf: string): Buffer {
+  const chunks: Buffer[] = [h(leaf)];
+  let length = chunks[0]!.length;
+  for (let i = 0; i < levels; i++) {
+    length += 1; // fixarray of 1 around the inner value
+    const header = extHeader(SET, length);
+    chunks.push(Buffer.concat([header, h('91')]));
+    length += header.length;
+  }
+  return Buffer.concat(chunks.reverse());
+}
+
+/** `levels` Maps, each mapping 1 to the next (Map{1 => Map{1 => …leaf}}), built inside out. */
+function nestedMaps(levels: number, leaf: string): Buffer {
+  const chunks: Buffer[] = [h(leaf)];
+  let length = chunks[0]!.length;
+  for (let i = 0; i < levels; i++) {
+    length += 2; // fixarray of 2 and the key 1
+    const header = extHeader(MAP, length);
+    chunks.push(Buffer.concat([header, h('92 01')]));
+    length += header.length;
+  }
+  return Buffer.concat(chunks.reverse());
+}
+
 describe('nesting depth', () => {
   it('rejects 100,000 nested arrays without a RangeError (and the next decode still works)', () => {
     const bytes = Buffer.concat([Buffer.alloc(100_000, 0x91), h('01')]);
@@ -48,8 +92,8 @@ describe('nesting depth', () => {
     decodeError(h(repeat('dc 0001', 100_000) + '01'));
     decodeError(h(repeat('dd 00000001', 100_000) + '01'));
     decodeError(h(repeat('de 0001 a1 61', 100_000) + '01'));
-    decodeError(h(repeat('d4 73 00 91', 50_000) + '01')); // Set of a Set of …
-    decodeError(h(repeat('d4 6d 00 92 01', 50_000) + '01')); // Map {1 => Map {1 => …}}
+    expect(decodeError(nestedSets(50_000, '01')).message).toMatch(/deeper than 100/); // Set of a Set of …
+    expect(decodeError(nestedMaps(50_000, '01')).message).toMatch(/deeper than 100/); // Map {1 => Map {1 => …}}
   });
 
   it('accepts exactly 100 levels and rejects 101 (arrays, maps, tags and empty containers all count)', () => {
@@ -57,9 +101,11 @@ describe('nesting depth', () => {
     decodeError(h(repeat('91', 101) + '01'));
     expect(decodeBody(h(repeat('81 a1 6b', 100) + 'c0'))).toBeTruthy();
     decodeError(h(repeat('81 a1 6b', 101) + 'c0'));
-    // A Set is a tag level and an array level: 50 Sets = 100 levels.
-    expect(decodeBody(h(repeat('d4 73 00 91', 50) + '01'))).toBeInstanceOf(Set);
-    decodeError(h('91' + repeat('d4 73 00 91', 50) + '01'));
+    // A Set is an extension level and an array level: 50 Sets = 100 levels.
+    expect(decodeBody(nestedSets(50, '01'))).toBeInstanceOf(Set);
+    decodeError(Buffer.concat([h('91'), nestedSets(50, '01')]));
+    expect(decodeBody(nestedMaps(50, '01'))).toBeInstanceOf(Map);
+    decodeError(nestedMaps(51, '01'));
     // An empty container is a level: 99 arrays around [] is fine, 100 around [] is not.
     expect(decodeBody(h(repeat('91', 99) + '90'))).toBeTruthy();
     decodeError(h(repeat('91', 100) + '90'));
@@ -125,7 +171,9 @@ describe('reserved and unknown types', () => {
     ['ext16', 'c8 00 01 ff 00'],
     ['ext16 type 0x7f', 'c8 00 01 7f 00'],
     ['ext32', 'c9 00 00 00 01 ff 00'],
-    ['ext32 type 0x73', 'c9 00 00 00 01 73 00'],
+    ['ext32 type 0x73 (msgpackr\'s own Set tag)', 'c9 00 00 00 01 73 00'],
+    ['fixext1 type 0x73 (msgpackr\'s Set tag, the pre-release encoding)', 'd4 73 00 92 01 02'],
+    ['fixext1 type 0x6d (the pre-release Map tag)', 'd4 6d 00 90'],
     ['an unknown extension inside a map', '81 a1 61 d4 7f 00'],
   ])('rejects %s', (_name, hex) => {
     const error = decodeError(h(hex));
@@ -193,10 +241,10 @@ describe('__proto__ and other special keys', () => {
   it('accepts "__proto__" where it is not a map key: a value, an array item, a Map key, a Set member', () => {
     expect(decodeBody(h(`81 a1 6b a9 ${proto}`))).toEqual({ k: '__proto__' });
     expect(decodeBody(h(`91 a9 ${proto}`))).toEqual(['__proto__']);
-    const map = decodeBody(h(`d4 6d 00 92 a9 ${proto} 01`)) as Map<string, number>;
+    const map = decodeBody(h(ext(MAP, `92 a9 ${proto} 01`))) as Map<string, number>;
     expect(map).toBeInstanceOf(Map);
     expect(map.get('__proto__')).toBe(1);
-    expect(decodeBody(h(`d4 73 00 91 a9 ${proto}`))).toEqual(new Set(['__proto__']));
+    expect(decodeBody(h(ext(SET, `91 a9 ${proto}`)))).toEqual(new Set(['__proto__']));
     // A value that follows a key "x" is not a key even when it spells __proto__.
     expect(decodeBody(h(`82 a1 78 a9 ${proto} a1 79 01`))).toEqual({ x: '__proto__', y: 1 });
   });
@@ -241,8 +289,9 @@ describe('framing of the value itself', () => {
     ['str16', 'da 0003 616263'],
     ['str32', 'db 00000003 616263'],
     ['bin32', 'c6 00000002 0102'],
-    ['Map tag', 'd4 6d 00 94 a1 61 01 02 a1 62'],
-    ['Set tag', 'd4 73 00 92 01 02'],
+    ['Map', 'c7 07 4d 94 a1 61 01 02 a1 62'],
+    ['Set', 'c7 03 53 92 01 02'],
+    ['Set in ext 32', 'c9 00000003 53 92 01 02'],
     ['timestamp 32', 'd6 ff 6553f100'],
     ['timestamp 64', 'd7 ff 1d535300 6553f100'],
     ['timestamp 96', 'c7 0c ff 3b8b87c0 ffffffffffffffff'],
@@ -296,8 +345,11 @@ describe('valid values of every allowed kind pass', () => {
     ['uint8', 'cc ff', 255],
     ['uint16', 'cd ffff', 65535],
     ['uint32', 'ce ffffffff', 4294967295],
-    ['uint64 (a bigint)', 'cf ffffffffffffffff', 2n ** 64n - 1n],
-    ['uint64 small (still a bigint)', 'cf 0000000000000001', 1n],
+    ['uint64 beyond 2^53 (a bigint)', 'cf ffffffffffffffff', 2n ** 64n - 1n],
+    ['uint64 small (a number: within ±2^53)', 'cf 0000000000000001', 1],
+    ['uint64 2^53 (a number)', 'cf 0020000000000000', 2 ** 53],
+    ['uint64 2^53 + 1 (a bigint)', 'cf 0020000000000001', 2n ** 53n + 1n],
+    ['int64 small (a number)', 'd3 ffffffffffffffff', -1],
     ['int8', 'd0 80', -128],
     ['int16', 'd1 8000', -32768],
     ['int32', 'd2 80000000', -2147483648],
@@ -318,11 +370,19 @@ describe('valid values of every allowed kind pass', () => {
     ['empty map', '80', {}],
     ['empty array', '90', []],
     ['undefined (fixext1 type 0)', 'd4 00 00', undefined],
-    ['Set tag', 'd4 73 00 93 01 a1 61 c0', new Set([1, 'a', null])],
-    ['empty Set', 'd4 73 00 90', new Set()],
-    ['Map tag', 'd4 6d 00 94 a1 61 01 02 a1 62', new Map<unknown, unknown>([['a', 1], [2, 'b']])],
-    ['empty Map', 'd4 6d 00 90', new Map()],
-    ['Map with a map key', 'd4 6d 00 92 81 a1 61 01 02', new Map([[{ a: 1 }, 2]])],
+    ['Set (ext 8)', 'c7 05 53 93 01 a1 61 c0', new Set([1, 'a', null])],
+    ['empty Set (fixext 1)', 'd4 53 90', new Set()],
+    ['Set of one (fixext 2)', 'd5 53 91 01', new Set([1])],
+    ['Set in fixext 4', 'd6 53 93 01 02 03', new Set([1, 2, 3])],
+    ['Set in fixext 8', 'd7 53 97 01 02 03 04 05 06 07', new Set([1, 2, 3, 4, 5, 6, 7])],
+    ['Set in fixext 16', 'd8 53 9f 01 02 03 04 05 06 07 08 09 0a 0b 0c 0d 0e 0f', new Set([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15])],
+    ['Set in ext 16 (non-minimal)', 'c8 0003 53 92 01 02', new Set([1, 2])],
+    ['Set in ext 32 (non-minimal)', 'c9 00000003 53 92 01 02', new Set([1, 2])],
+    ['Set holding array 16', 'c7 05 53 dc 0002 01 02', new Set([1, 2])],
+    ['Map (ext 8)', 'c7 07 4d 94 a1 61 01 02 a1 62', new Map<unknown, unknown>([['a', 1], [2, 'b']])],
+    ['empty Map', 'd4 4d 90', new Map()],
+    ['Map with a map key', 'c7 06 4d 92 81 a1 61 01 02', new Map([[{ a: 1 }, 2]])],
+    ['Map holding a Set holding a Map', 'd7 4d 92 01 d6 53 91 d4 4d 90', new Map([[1, new Set([new Map()])]])],
     ['timestamp 32', 'd6 ff 6553f100', new Date(1_700_000_000_000)],
     ['timestamp 64', 'd7 ff 1d535300 6553f100', new Date(1_700_000_000_123)],
     ['timestamp 96', 'c7 0c ff 3b8b87c0 ffffffffffffffff', new Date(-1)],
@@ -343,16 +403,29 @@ describe('valid values of every allowed kind pass', () => {
     expect(decodeBody(h('82 a1 61 01 a1 61 02'))).toEqual({ a: 2 });
   });
 
-  it('container map keys cannot become object keys: DECODE_FAILED (use the Map tag)', () => {
+  it('container map keys cannot become object keys: DECODE_FAILED (use the Map extension)', () => {
     decodeError(h('81 91 01 02'));
     decodeError(h('81 80 02'));
-    decodeError(h('81 d4 73 00 90 01'));
+    decodeError(h('81 d4 53 90 01'));
+    decodeError(h('81 d4 4d 90 01'));
   });
 
-  it('a Map tag must wrap an even-length array, a Set tag an array', () => {
-    decodeError(h('d4 6d 00 91 01'));
-    decodeError(h('d4 6d 00 01'));
-    decodeError(h('d4 73 00 01'));
-    decodeError(h('d4 73 00')); // nothing to wrap
+  it.each([
+    ['a Map of an odd-length array', 'd5 4d 91 01', /odd number/],
+    ['a Map of a scalar', 'd4 4d 01', /not an array/],
+    ['a Set of a scalar', 'd4 53 01', /not an array/],
+    ['a Set of a map', 'd4 53 80', /not an array/],
+    ['a Set of a string', 'd5 53 a1 61', /not an array/],
+    ['a Set with no data (ext 8 of length 0)', 'c7 00 53', /not an array/],
+    ['a Set whose array16 header is cut by its data', 'c7 02 53 dc 00 01', /not an array/],
+    ['a Set with a byte after its array', 'd6 53 92 01 02 c0', /1 bytes after its array/],
+    ['a Set whose array reads beyond its data', 'd5 53 92 01 02', /only 1 bytes remain/],
+    ['a Set whose data reaches beyond the body', 'c7 09 53 92 01 02', /truncated/],
+    ['a Set of a Set whose data outruns the outer one', 'd7 53 91 c7 07 53 92 01 02 03 04', /truncated/],
+    ['a Set holding a forbidden extension', 'd6 53 91 d4 7f 00', /extension type/],
+    ['a Map holding a "__proto__" map key', `c7 0d 4d 92 01 81 a9 ${str('__proto__')} 01`, /__proto__/],
+    ['a Set holding 0xc1', 'd5 53 91 c1', /0xc1/],
+  ])('refuses %s', (_name, hex, reason) => {
+    expect(decodeError(h(hex)).message).toMatch(reason);
   });
 });
