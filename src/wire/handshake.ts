@@ -79,7 +79,7 @@ export class HandshakeReader {
       } catch (error) {
         throw new ConverseError('HANDSHAKE_FAILED', `The peer's handshake extension is not a valid MessagePack map.`, { cause: error });
       }
-      // Only a MessagePack map decodes to a plain object (a Set/Map tag, bin or timestamp decode to other objects).
+      // Only a MessagePack map decodes to a plain object (a Set or Map extension, bin or timestamp decode to other objects).
       if (typeof decoded !== 'object' || decoded === null || Object.getPrototypeOf(decoded) !== Object.prototype) {
         throw new ConverseError('HANDSHAKE_FAILED', `The peer's handshake extension must be a MessagePack map.`);
       }
