@@ -46,6 +46,7 @@ Options:
   --json            machine-readable output: one JSON document (call, info, connections),
                     one JSON object a line (monitor); errors as {"error": …} on stderr
   --timeout <ms>    connect and reply timeout, default 5000
+  --wait            wait up to --timeout for a daemon that is not listening yet
   --port <n>        dashboard: TCP port, default 0 (any free port; the URL is printed)
   --host <addr>     dashboard: address to bind, default 127.0.0.1 (loopback only)
   -h, --help        this text
@@ -54,8 +55,8 @@ Options:
 info, connections, monitor and dashboard need a daemon that listens with
 \`introspection: true\`; call and tell work with any daemon.
 
-Exit status: 0 ok · 1 the daemon answered with an error or the connection was lost ·
-2 bad usage · 3 could not connect (or was refused) · 4 timed out.
+Exit status: 0 ok · 1 the daemon answered with an error, does not handle the message, or
+went away (monitor) · 2 bad usage · 3 could not connect (or was refused) · 4 --timeout passed.
 Errors print their code on stderr: "error TIMEOUT: …".
 
 Examples:
@@ -75,7 +76,9 @@ BigInts print as strings, Map as an object (or [key, value] pairs), Set as an ar
 `,
   tell: `${NAME} tell <socket> '<event as JSON>' [--timeout ms]
 
-Sends the event one-way (no reply is expected) and exits once it is written.
+Sends the event one-way (no reply is expected) and exits once it is written. When the daemon
+answers introspection, a message type it does not handle is an error (exit 1) and nothing is
+sent; otherwise the type cannot be checked, and a note says so.
 `,
   info: `${NAME} info <socket> [--json] [--timeout ms]
 
@@ -90,8 +93,8 @@ bytes each way, last error.
   monitor: `${NAME} monitor <socket> [--json] [--timeout ms]
 
 Streams connection state changes (handshake → active → closing → closed), supervisor state
-changes and refused connections, one line each, until Ctrl-C. With --json each line is the
-event as JSON. A summary goes to stderr first.
+changes and refused connections, one line each, until Ctrl-C (exit 0). With --json each line
+is the event as JSON. A summary goes to stderr first. Exits 1 when the daemon goes away.
 `,
   dashboard: `${NAME} dashboard <socket> [--port n] [--host addr] [--timeout ms]
 
@@ -103,6 +106,7 @@ Binds to 127.0.0.1 unless --host says otherwise. Ctrl-C to stop.
 interface Flags {
   json: boolean;
   timeout: number;
+  wait: boolean;
   port: number;
   host: string;
 }
@@ -145,6 +149,28 @@ function json(value: unknown, compact: boolean): string {
   return `${JSON.stringify(toPlain(value), null, compact ? undefined : 2)}\n`;
 }
 
+/**
+ * Whether a failure to connect was --timeout running out (exit 4), rather than a refusal or no
+ * daemon at all (exit 3): connecting gave up at its deadline, with no errno that says why.
+ */
+function connectTimedOut(error: unknown, elapsed: number, flags: Pick<Flags, 'timeout'>): boolean {
+  const e = error as { code?: unknown; cause?: { code?: unknown } };
+  if (elapsed < flags.timeout) return false;
+  if (e?.code === 'HANDSHAKE_FAILED') return true;
+  return e?.code === 'CONNECT_FAILED' && (e.cause?.code === undefined || e.cause.code === 'EAGAIN' || e.cause.code === 'ENOENT' || e.cause.code === 'ECONNREFUSED');
+}
+
+/** The library's advice names its options; the CLI's names its flags. */
+const OPTION_TO_FLAG: Array<[RegExp, string]> = [
+  [/pass waitForServer: true \(or reconnect\)/g, 'pass --wait'],
+  [/\(ask option `timeout` or `replyTimeout`\)/g, '(--timeout)'],
+  [/\b(connectTimeout|replyTimeout|handshakeTimeout)\b/g, '--timeout'],
+];
+export function inFlagTerms(message: string): string {
+  for (const [pattern, flag] of OPTION_TO_FLAG) message = message.replace(pattern, flag);
+  return message;
+}
+
 function exitCodeOf(error: unknown): number {
   const code = (error as { code?: unknown })?.code;
   switch (code) {
@@ -169,7 +195,7 @@ async function reportError(error: unknown, flags: Pick<Flags, 'json'>, hint?: st
   }
   const e = error as { code?: string; message?: string; remote?: { name: string; message: string; code?: string }; issues?: unknown };
   const code = typeof e?.code === 'string' ? e.code : 'ERROR';
-  const message = typeof e?.message === 'string' ? e.message : String(error);
+  const message = inFlagTerms(typeof e?.message === 'string' ? e.message : String(error));
   if (flags.json) {
     const payload: Record<string, unknown> = { code, message };
     if (e?.remote !== undefined) payload.remote = e.remote;
@@ -315,16 +341,27 @@ function parseEvent(args: string[]): { type: string } & Record<string, unknown> 
 
 async function open(socket: string, flags: Flags): Promise<Connection> {
   // No handlers of our own: an ask from the daemon gets NO_HANDLER at once, tells are dropped.
-  return connect(socket, { handlers: {}, connectTimeout: flags.timeout, replyTimeout: flags.timeout });
+  return connect(socket, { handlers: {}, connectTimeout: flags.timeout, handshakeTimeout: flags.timeout, replyTimeout: flags.timeout, waitForServer: flags.wait });
+}
+
+/** Connect, or report why not: exit 4 when --timeout ran out, else 3 (or 2 for a bad name). */
+async function openOrReport(socket: string, flags: Flags): Promise<Connection | number> {
+  const started = performance.now();
+  try {
+    return await open(socket, flags);
+  } catch (error) {
+    if (connectTimedOut(error, performance.now() - started, flags)) {
+      await reportError(error, flags, `Gave up after --timeout ${flags.timeout} ms.`);
+      return ExitCode.TIMEOUT;
+    }
+    return reportError(error, flags);
+  }
 }
 
 async function withConnection(socket: string, flags: Flags, run: (connection: Connection) => Promise<number>, hint?: (error: unknown) => string | undefined): Promise<number> {
-  let connection: Connection;
-  try {
-    connection = await open(socket, flags);
-  } catch (error) {
-    return reportError(error, flags);
-  }
+  const opened = await openOrReport(socket, flags);
+  if (typeof opened === 'number') return opened;
+  const connection = opened;
   try {
     return await run(connection);
   } catch (error) {
@@ -346,9 +383,29 @@ async function call(socket: string, args: string[], flags: Flags): Promise<numbe
 async function tell(socket: string, args: string[], flags: Flags): Promise<number> {
   const event = parseEvent(args);
   return withConnection(socket, flags, async (connection) => {
+    // A tell is never answered, so a type the daemon does not handle would vanish without a word.
+    // Ask introspection first, when the daemon answers it; else say the type went unchecked.
+    const types = await messageTypesOf(connection, flags);
+    if (types !== undefined && !types.includes(event.type)) {
+      const error = Object.assign(new Error(`The daemon does not handle "${event.type}" (its message types: ${types.join(', ') || 'none'}). Nothing was sent.`), { code: 'NO_HANDLER' });
+      return reportError(error, flags);
+    }
     await connection.tell(event as never);
+    if (types === undefined && !flags.json) {
+      await write(process.stderr, `note: sent; the daemon does not answer introspection, so whether it handles "${event.type}" could not be checked.\n`);
+    }
     return ExitCode.OK;
   });
+}
+
+/** The daemon's message types by introspection, or undefined when it does not say. */
+async function messageTypesOf(connection: Connection, flags: Flags): Promise<readonly string[] | undefined> {
+  try {
+    const info = await introspect(connection).info({ timeout: Math.min(flags.timeout, 2000) });
+    return info.messageTypes;
+  } catch {
+    return undefined; // no introspection (NO_HANDLER), not allowed, or a daemon that iterates and ignores it
+  }
 }
 
 async function info(socket: string, flags: Flags, connectionsOnly: boolean): Promise<number> {
@@ -410,10 +467,10 @@ async function monitor(socket: string, flags: Flags): Promise<number> {
           await watch.stop();
           return ExitCode.OK;
         }
+        // Watching ends only by Ctrl-C; the daemon going away is a failure, even when it said goodbye.
         const reason = connection.closeReason;
         if (reason === undefined) {
-          await write(process.stderr, 'the daemon closed the connection.\n');
-          return ExitCode.OK;
+          return reportError(Object.assign(new Error('The daemon closed the connection (it shut down or restarted).'), { code: 'CONNECTION_CLOSED' }), flags);
         }
         return reportError(reason, flags);
       },
@@ -426,13 +483,12 @@ async function monitor(socket: string, flags: Flags): Promise<number> {
 
 async function dashboard(socket: string, flags: Flags): Promise<number> {
   const signal = untilSignal();
-  let connection: Connection;
-  try {
-    connection = await open(socket, flags);
-  } catch (error) {
+  const opened = await openOrReport(socket, flags);
+  if (typeof opened === 'number') {
     signal.dispose();
-    return reportError(error, flags);
+    return opened;
   }
+  const connection = opened;
   try {
     const { serveDashboard } = await import('./dashboard/server.js');
     const served = await serveDashboard(connection, { port: flags.port, host: flags.host, timeout: flags.timeout, title: `${NAME} · ${socket}` });
@@ -465,6 +521,7 @@ function parse(argv: string[]): { command: string | undefined; positionals: stri
       options: {
         json: { type: 'boolean' },
         timeout: { type: 'string' },
+        wait: { type: 'boolean' },
         port: { type: 'string' },
         host: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -484,6 +541,7 @@ function parse(argv: string[]): { command: string | undefined; positionals: stri
   const flags: Flags = {
     json: values.json === true,
     timeout: number('timeout', values.timeout, 5000, 1, 2 ** 31 - 1),
+    wait: values.wait === true,
     port: number('port', values.port, 0, 0, 65535),
     host: values.host ?? '127.0.0.1',
   };

@@ -7,13 +7,15 @@ import { ConverseError, connectionClosedError } from './errors.js';
 import { resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
 import { ReconnectingConnection, resolveReconnectPolicy } from './reconnect.js';
 import { connectSocket } from './transport/connector.js';
-import { readPeerCredentials } from './transport/peer-credentials.js';
+import { peerCredentialsUnavailableReason, readPeerCredentials, sayIfPeerCredentialsUnavailable } from './transport/peer-credentials.js';
 
 /**
  * Connect to the server at `name`; resolves once the handshake has completed.
  * Name the protocols as the server does, `<ServerApi, ClientApi>`: the connection asks
  * `ServerApi` and serves `ClientApi` (its `handlers`).
  *
+ * Fails at once with CONNECT_FAILED (the errno as `cause`) when nothing listens at `name`,
+ * unless `waitForServer` (or `reconnect`) asks to wait for it, up to `connectTimeout`.
  * With `reconnect`, the connection survives server restarts: see `ReconnectOptions`.
  */
 export async function connect<ServerApi = any, ClientApi = any>(
@@ -24,23 +26,26 @@ export async function connect<ServerApi = any, ClientApi = any>(
   const id = nanoid();
   if (options.reconnect !== undefined && options.reconnect !== false) {
     const policy = resolveReconnectPolicy(options.reconnect === true ? {} : options.reconnect);
-    const first = await establish(name, id, resolved, options);
-    return new ReconnectingConnection<ClientApi, ServerApi>(first, id, policy, () => establish(name, id, resolved, options));
+    // Asking to reconnect is asking to wait: the first connect waits for the server to appear;
+    // later attempts fail fast, the reconnect policy's backoff does the waiting.
+    const first = await establish(name, id, resolved, options, true);
+    return new ReconnectingConnection<ClientApi, ServerApi>(first, id, policy, () => establish(name, id, resolved, options, false));
   }
-  const core = await establish(name, id, resolved, options);
+  const core = await establish(name, id, resolved, options, options.waitForServer === true);
   return new Connection<ClientApi, ServerApi>(core, id);
 }
 
 /** One physical connection: socket, server identity check, connection actor, handshake. */
-async function establish(name: string, id: string, resolved: ResolvedOptions, options: ConnectOptions<any, any>): Promise<ConnectionCore> {
-  const socket = await connectSocket(name, resolved.connectTimeout);
+async function establish(name: string, id: string, resolved: ResolvedOptions, options: ConnectOptions<any, any>, waitForServer: boolean): Promise<ConnectionCore> {
+  sayIfPeerCredentialsUnavailable();
+  const socket = await connectSocket(name, { timeout: resolved.connectTimeout, waitForServer });
   const peer = readPeerCredentials(socket);
   if (options.expectServerUid !== undefined && peer.uid !== options.expectServerUid) {
     socket.destroy();
     throw new ConverseError(
       'ACCESS_DENIED',
       peer.uid === undefined
-        ? `Cannot verify the server's uid at "${name}" on this platform (no peer credentials), and expectServerUid is set; refusing to talk to it.`
+        ? `Cannot verify the server's uid at "${name}": no peer credentials (${peerCredentialsUnavailableReason ?? 'this platform does not report them'}), and expectServerUid is set; refusing to talk to it.`
         : `The server at "${name}" runs as uid ${peer.uid}, not the expected uid ${options.expectServerUid}: another process may have taken the name. Nothing was sent to it.`,
     );
   }

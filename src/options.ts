@@ -97,8 +97,17 @@ export interface ListenOptions<Local, Remote> extends ConversationOptions<Local,
 export interface ConnectOptions<Local, Remote> extends ConversationOptions<Local, Remote> {
   /** The server's declared protocol: gives `ask` its types; its name and version travel in the handshake. */
   protocol?: DeclaredProtocol<Remote>;
-  /** Keep retrying a busy or restarting server (EAGAIN, ECONNREFUSED) for this long, ms. @default 5000 */
+  /**
+   * Give up connecting after this many ms: retrying a busy server (a full backlog), and, with
+   * `waitForServer`, waiting for one to appear. @default 5000
+   */
   connectTimeout?: number;
+  /**
+   * Wait up to `connectTimeout` for a server that is not listening yet (starting, or restarting)
+   * instead of failing at once with CONNECT_FAILED. `reconnect` implies it for the first connect.
+   * @default false
+   */
+  waitForServer?: boolean;
   /**
    * Require the server process to run as this uid (from the kernel, before anything is sent), so
    * a process that grabbed the name first cannot impersonate the daemon. Fails closed with

@@ -19,7 +19,7 @@ import { ConverseError } from './errors.js';
 import { introspectionHandlers, markConnectionOpened, registerServer, validateIntrospectionOptions } from './introspection.js';
 import { resolveOptions, type ListenOptions, type ResolvedOptions } from './options.js';
 import { bindListener, type BoundListener } from './transport/listener.js';
-import { readPeerCredentials, type PeerCredentials } from './transport/peer-credentials.js';
+import { peerCredentialsUnavailableReason, readPeerCredentials, sayIfPeerCredentialsUnavailable, type PeerCredentials } from './transport/peer-credentials.js';
 import type { EventOf, MessageFields, MessageType } from './types.js';
 import { FrameKind } from './wire/constants.js';
 import { encodeReject } from './wire/handshake.js';
@@ -44,6 +44,7 @@ export async function listen<ServerApi = any, ClientApi = any>(
   const resolved = resolveOptions(options);
   validateIntrospectionOptions(options.introspection);
   const bound = await bindListener(name, { backlog: options.backlog, socketMode: options.socketMode });
+  sayIfPeerCredentialsUnavailable();
   return new Server<ServerApi, ClientApi>(name, bound, resolved, options.inspect, {
     allow: options.allow,
     allowUids: options.allowUids === undefined ? undefined : new Set(options.allowUids),
@@ -290,7 +291,7 @@ export class Server<ServerApi = any, ClientApi = any>
         : why === 'total'
           ? `the server is at its limit of ${this.options.maxConnections} connections`
           : why === 'policy'
-            ? `this peer (uid ${(core.facade as Connection).peer.uid ?? 'unknown'}) is not allowed to connect`
+            ? accessDeniedMessage((core.facade as Connection).peer.uid)
             : 'the server is shutting down';
     socket.on('error', () => {});
     socket.resume(); // discard the client's HELLO so the close completes
@@ -298,6 +299,16 @@ export class Server<ServerApi = any, ClientApi = any>
     setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
     this.emit('connectionError', new ConverseError(code, `Refused a connection: ${message}.`), undefined);
   }
+}
+
+/**
+ * Why a peer was refused. When its uid is unknown, the cause is the server's missing peer
+ * credentials: say so (the details, which may name files, went to the server's own warning).
+ */
+function accessDeniedMessage(uid: number | undefined): string {
+  if (uid !== undefined) return `this peer (uid ${uid}) is not allowed to connect`;
+  const why = peerCredentialsUnavailableReason === undefined ? 'this platform does not report them' : 'its peer-credential addon is not loaded';
+  return `this peer's uid is unknown because the server has no peer credentials (${why}), and its allow/allowUids need them`;
 }
 
 export type { EventOf };

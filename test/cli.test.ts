@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../src/index.js';
@@ -105,7 +106,7 @@ describe('interprocess-converse (the CLI)', () => {
       cli('call', name, 'status'),
       cli('call', name, 'fail', '{"message":"no luck"}'),
       cli('call', name, 'nope', '--json'),
-      cli('call', name, 'sleep', '{"ms":2000}', '--timeout', '150'),
+      cli('call', name, 'sleep', '{"ms":4000}', '--timeout', '1000'), // --timeout covers the handshake too: room for a loaded machine
       cli('call', `${name}.absent`, 'add', '{"a":1,"b":1}', '--timeout', '300'),
     ]);
     expect(sum).toMatchObject({ code: 0, stdout: '3\n', stderr: '' });
@@ -128,6 +129,70 @@ describe('interprocess-converse (the CLI)', () => {
     const told = await cli('tell', name, '{"type":"log","line":"hello from the shell"}');
     expect(told).toMatchObject({ code: 0, stdout: '' });
     await daemon.waitFor('stdout', /\] hello from the shell$/m);
+  });
+
+  it('tell of a type the daemon does not handle is an error and sends nothing; unchecked without introspection, it says so', async () => {
+    const { name, daemon } = await startDaemon(); // introspection on
+    const [unknown, unknownJson] = await Promise.all([cli('tell', name, '{"type":"lgo","line":"typo"}'), cli('tell', name, 'lgo', '--json')]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toMatch(/^error NO_HANDLER: The daemon does not handle "lgo" \(its message types: .*log.*\)\. Nothing was sent\./);
+    expect(JSON.parse(unknownJson.stderr)).toMatchObject({ error: { code: 'NO_HANDLER' } });
+    expect(daemon.stdout()).not.toContain('typo');
+
+    const plain = socketName();
+    await startFixture('server', [plain]); // handlers, no introspection
+    const unchecked = await cli('tell', plain, '{"type":"lgo"}');
+    expect(unchecked.code).toBe(0);
+    expect(unchecked.stderr).toMatch(/^note: sent; the daemon does not answer introspection, so whether it handles "lgo" could not be checked\.$/m);
+  });
+
+  it('connecting: nothing listening fails at once (exit 3) naming the CLI\'s flags; --wait waits; --timeout running out exits 4', async () => {
+    const stale = socketName();
+    const dead = await startFixture('server', [stale]);
+    await dead.kill('SIGKILL'); // leaves its socket file behind
+    const started = performance.now();
+    const [absent, refused] = await Promise.all([cli('call', `${stale}.absent`, 'status', '--timeout', '20000'), cli('call', stale, 'status', '--timeout', '20000')]);
+    expect(performance.now() - started).toBeLessThan(15_000); // not --timeout
+    for (const result of [absent, refused]) {
+      expect(result.code).toBe(3);
+      expect(result.stderr).toMatch(/^error CONNECT_FAILED: No server is listening at /);
+      expect(result.stderr).toContain('pass --wait');
+      expect(result.stderr).not.toMatch(/connectTimeout|waitForServer|replyTimeout/);
+    }
+    expect(absent.stderr).toContain('ENOENT');
+    expect(refused.stderr).toContain('ECONNREFUSED');
+
+    // --wait: the daemon starts after the CLI began; the call succeeds.
+    const later = socketName();
+    const waiting = start(CLI, ['call', later, 'add', '{"a":2,"b":3}', '--wait', '--timeout', '20000']);
+    waiting.child.stdin.end();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    start(DAEMON, [later, '--no-dashboard']);
+    expect(await waiting.exited).toBe(0);
+    expect(waiting.stdout()).toBe('5\n');
+
+    // A server that accepts and never finishes the handshake: --timeout runs out, exit 4.
+    const silentName = socketName();
+    const sockets: net.Socket[] = [];
+    const silent = net.createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(silentName, resolve));
+    onCleanup(() => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise<void>((resolve) => silent.close(() => resolve()));
+    });
+    const stuck = await cli('info', silentName, '--timeout', '300');
+    expect(stuck.code).toBe(4);
+    expect(stuck.stderr).toMatch(/^error HANDSHAKE_FAILED: /);
+    expect(stuck.stderr).toContain('Gave up after --timeout 300 ms.');
+  });
+
+  it('monitor exits 1 when the daemon goes away', async () => {
+    const { name, daemon } = await startDaemon();
+    const monitor = start(CLI, ['monitor', name]);
+    await monitor.waitFor('stderr', /Ctrl-C to stop/);
+    daemon.child.kill('SIGTERM');
+    expect(await monitor.exited).toBe(1);
+    expect(monitor.stderr()).toMatch(/^error CONNECTION_CLOSED: The daemon closed the connection/m);
   });
 
   it('info and connections report what introspection knows', async () => {

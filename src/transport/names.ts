@@ -64,6 +64,13 @@ export function checkSocketName(name: string): void {
   if (name.includes('\0')) {
     throw new ConverseError('INVALID_NAME', `The socket name contains a NUL byte. Abstract-namespace names are not supported on Node 20 (it pads them, so no other runtime can reach them); use a path.`);
   }
+  if (name.startsWith('@')) {
+    const rest = name.slice(1);
+    throw new ConverseError(
+      'INVALID_NAME',
+      `The socket name "${name}" starts with "@", which (in the Rust crate, systemd and ss) means Linux's abstract namespace. That namespace is not supported: Node 20 pads such names with NULs, so no other program could reach them. It is not taken as a file in the current directory either. Use a path, e.g. path.join(process.env.XDG_RUNTIME_DIR, '${rest}'), or "./${name}" if you really mean a file named so.`,
+    );
+  }
   if (isWindows) {
     if (!/^\\\\[.?]\\pipe\\/i.test(name)) {
       throw new ConverseError('INVALID_NAME', `On Windows the socket name must start with \\\\.\\pipe\\ (got "${name}").`);

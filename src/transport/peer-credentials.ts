@@ -81,35 +81,59 @@ function findPackageRoot(start: string): string | undefined {
   }
 }
 
-function loadAddon(): PeerCredAddon | undefined {
-  if (process.platform === 'win32') return undefined;
+/** The addon, or why there is none (said once at the first listen/connect: see `sayIfUnavailable`). */
+function loadAddon(): { addon: PeerCredAddon } | { addon: undefined; reason: string | undefined } {
+  // Windows: Node's pipes give native code no HANDLE; no addon is expected, so nothing to say.
+  if (process.platform === 'win32') return { addon: undefined, reason: undefined };
   if (/^(1|true|yes)$/i.test(process.env[DISABLE_ENV] ?? '')) {
     debug('peer credentials: disabled by %s', DISABLE_ENV);
-    return undefined;
+    return { addon: undefined, reason: `it was turned off with ${DISABLE_ENV}=${process.env[DISABLE_ENV]}` };
   }
   try {
     const root = findPackageRoot(dirname(fileURLToPath(import.meta.url)));
     if (root === undefined) {
       debug('peer credentials: package root with prebuilds/ not found');
-      return undefined;
+      return { addon: undefined, reason: `no prebuilds/ directory was found next to the library (was it bundled? copy node_modules/${PACKAGE_NAME}/prebuilds alongside)` };
     }
     const file = join(root, 'prebuilds', prebuildTag(), ADDON_FILE);
     if (!existsSync(file)) {
       debug('peer credentials: no prebuilt addon at %s', file);
-      return undefined;
+      return { addon: undefined, reason: `there is no prebuilt addon for ${prebuildTag()} (build one with \`npm run build:native\` in a clone)` };
     }
     const addon = createRequire(import.meta.url)(file) as Partial<PeerCredAddon>;
-    if (typeof addon.getPeerCred !== 'function') return undefined;
-    return addon as PeerCredAddon;
+    if (typeof addon.getPeerCred !== 'function') return { addon: undefined, reason: `${file} is not the peer-credential addon` };
+    return { addon: addon as PeerCredAddon };
   } catch (error) {
     // Optional by design: a binary that fails to load (wrong libc, blocked by
     // policy, corrupt file) must not take the library down with it.
     debug('peer credentials: addon failed to load: %o', error);
-    return undefined;
+    return { addon: undefined, reason: `the addon failed to load: ${(error as Error)?.message ?? String(error)}` };
   }
 }
 
-const addon = loadAddon();
+const loaded = loadAddon();
+const addon = loaded.addon;
+
+/**
+ * Why peer credentials are unavailable in this process (`undefined` when they are available, and
+ * on Windows, where no mechanism exists).
+ */
+export const peerCredentialsUnavailableReason: string | undefined = loaded.addon === undefined ? loaded.reason : undefined;
+
+let said = false;
+
+/**
+ * Said once per process, at the first `listen` or `connect`, when the addon is missing: without
+ * it `peer` is empty, and `allow`, `allowUids` and `expectServerUid` refuse everyone.
+ */
+export function sayIfPeerCredentialsUnavailable(): void {
+  if (said || peerCredentialsUnavailableReason === undefined) return;
+  said = true;
+  process.emitWarning(
+    `interprocess-converse: peer credentials are unavailable (${peerCredentialsUnavailableReason}). connection.peer will be empty, and allow, allowUids and expectServerUid will refuse every peer.`,
+    { code: 'INTERPROCESS_CONVERSE_NO_PEERCRED' },
+  );
+}
 
 /** `true` when a native mechanism is loaded for this platform. */
 export const peerCredentialsSupported: boolean = addon !== undefined;

@@ -103,17 +103,40 @@ describe('connecting', () => {
     expect(performance.now() - started).toBeLessThan(1000);
   });
 
-  it('connect to a name nobody listens on fails with CONNECT_FAILED by connectTimeout', async () => {
-    const name = socketName();
+  it('connect to a name nobody listens on fails at once with CONNECT_FAILED, the errno as cause, and says how to wait', async () => {
+    const name = socketName(); // the directory exists, the socket does not
     const started = performance.now();
-    const error = await rejectionOf(connect(name, { connectTimeout: 300 }));
+    const error = await rejectionOf(connect(name, { connectTimeout: 10_000 }));
     expect(error.code).toBe('CONNECT_FAILED');
+    expect((error.cause as NodeJS.ErrnoException).code).toBe('ENOENT');
+    expect(error.message).toContain('waitForServer');
+    expect(performance.now() - started).toBeLessThan(2000); // not connectTimeout
+  });
+
+  it('connect to a stale socket file (its server killed) fails at once with CONNECT_FAILED, cause ECONNREFUSED', async () => {
+    const name = socketName();
+    const dead = await startFixture('server', [name]);
+    await dead.kill('SIGKILL');
+    expect(fs.existsSync(name)).toBe(true);
+    const started = performance.now();
+    const error = await rejectionOf(connect(name, { connectTimeout: 10_000 }));
+    expect(error.code).toBe('CONNECT_FAILED');
+    expect((error.cause as NodeJS.ErrnoException).code).toBe('ECONNREFUSED');
     expect(performance.now() - started).toBeLessThan(2000);
   });
 
-  it('connect retries while the server is starting: listen 200 ms after connect began, it succeeds', async () => {
+  it('with waitForServer, connect to a name nobody listens on fails with CONNECT_FAILED by connectTimeout, the last errno as cause', async () => {
     const name = socketName();
-    const connecting = connect<ServerApi, ClientApi>(name, { connectTimeout: 5000 });
+    const started = performance.now();
+    const error = await rejectionOf(connect(name, { connectTimeout: 300, waitForServer: true }));
+    expect(error.code).toBe('CONNECT_FAILED');
+    expect((error.cause as NodeJS.ErrnoException).code).toBe('ENOENT');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(250);
+  });
+
+  it('with waitForServer, connect waits while the server is starting: listen 200 ms after connect began, it succeeds', async () => {
+    const name = socketName();
+    const connecting = connect<ServerApi, ClientApi>(name, { connectTimeout: 5000, waitForServer: true });
     connecting.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
     onCleanup(() => connecting.then((c) => c.destroy(), () => {}));
     await sleep(200);
@@ -123,11 +146,11 @@ describe('connecting', () => {
     expect(await connection.ask({ type: 'add', a: 4, b: 5 })).toBe(9);
   });
 
-  it('connect retries while a crashed server is restarting (stale socket file refuses), then succeeds', async () => {
+  it('with waitForServer, connect waits while a crashed server is restarting (stale socket file refuses), then succeeds', async () => {
     const name = socketName();
     const dead = await startFixture('server', [name]);
     await dead.kill('SIGKILL');
-    const connecting = connect<ServerApi, ClientApi>(name, { connectTimeout: 5000 });
+    const connecting = connect<ServerApi, ClientApi>(name, { connectTimeout: 5000, waitForServer: true });
     connecting.catch(() => {}); // awaited below; never an unhandled rejection meanwhile
     onCleanup(() => connecting.then((c) => c.destroy(), () => {}));
     await sleep(200);
@@ -135,6 +158,29 @@ describe('connecting', () => {
     const connection = await connecting;
     expect(await connection.ask({ type: 'add', a: 1, b: 2 })).toBe(3);
     expect(server.connections.size).toBe(1);
+  });
+
+  it('reconnect implies waiting for the first connect', async () => {
+    const name = socketName();
+    const connecting = connect<ServerApi, ClientApi>(name, { connectTimeout: 5000, reconnect: true });
+    connecting.catch(() => {});
+    onCleanup(() => connecting.then((c) => c.destroy(), () => {}));
+    await sleep(200);
+    const server = await listen<ServerApi, ClientApi>(name, { handlers: serverHandlers() });
+    onCleanup(() => server.close({ timeout: 500 }));
+    const connection = await connecting;
+    expect(await connection.ask({ type: 'add', a: 2, b: 2 })).toBe(4);
+  });
+
+  it('a name starting with "@" (the abstract namespace elsewhere) is refused with INVALID_NAME and a hint, never made a file', async () => {
+    const cwd = process.cwd();
+    for (const attempt of [() => listen('@my-daemon.sock'), () => connect('@my-daemon.sock')]) {
+      const error = await rejectionOf(attempt());
+      expect(error.code).toBe('INVALID_NAME');
+      expect(error.message).toMatch(/abstract namespace/);
+      expect(error.message).toContain('./@my-daemon.sock');
+    }
+    expect(fs.existsSync(path.join(cwd, '@my-daemon.sock'))).toBe(false);
   });
 
   it('a burst of 300 clients connecting at once all get in and are served', async () => {

@@ -6,8 +6,8 @@
  * nothing ever sent twice, and a daemon restarted (SIGTERM, graceful) under a busy client that the
  * client's code never notices except as latency.
  *
- * Each reconnect attempt itself retries a missing server for `connectTimeout`; these tests set it
- * low so that the backoff between attempts is what is measured.
+ * A reconnect attempt fails at once when nothing listens (only the first connect waits, for up to
+ * `connectTimeout`), so the backoff between attempts is what is measured.
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ConverseError, ReconnectingConnection } from '../../src/index.js';
