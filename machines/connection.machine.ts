@@ -6,7 +6,7 @@ import { ConverseError } from '../src/errors.js';
  *
  * The machine owns the lifecycle and the protocol phases; it does not see individual messages.
  * Framing, correlation and dispatch are plain code in the connection's transport (see
- * `src/connection-core.ts`), which reports lifecycle facts to this machine as `TRANSPORT.*`
+ * `src/connection/core.ts`), which reports lifecycle facts to this machine as `TRANSPORT.*`
  * events and takes commands from it. The transport is an actor the machine is *given*: it is
  * invoked as `transport` from the `transport` input, so the machine can be run, tested and
  * visualised with a stand-in (`machine.provide({ actors: { transport } })`).
@@ -16,7 +16,7 @@ import { ConverseError } from '../src/errors.js';
  * when the connection reaches `closed`.
  */
 
-/** What a connection's transport must offer the machine (implemented by `ConnectionCore`). */
+/** What a connection's transport must offer the machine (implemented by `ConnectionCore`, src/connection/core.ts). */
 export interface ConnectionTransport {
   /**
    * Start the I/O (and the handshake) and report lifecycle facts through `send`; `actor` is the

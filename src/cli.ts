@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect } from './client.js';
-import type { Connection } from './connection.js';
+import type { Connection } from './connection/connection.js';
 import { introspect, libraryVersion, type ConnectionInfo, type IntrospectionEvent, type ServerInfo } from './introspection.js';
 
 const NAME = 'interprocess-converse';

@@ -1,8 +1,8 @@
 import { nanoid } from 'nanoid';
 import { createActor } from 'xstate';
 import { connectionMachine } from '../machines/connection.machine.js';
-import { ConnectionCore } from './connection-core.js';
-import { Connection } from './connection.js';
+import { ConnectionCore } from './connection/core.js';
+import { Connection } from './connection/connection.js';
 import { ConverseError, connectionClosedError } from './errors.js';
 import { resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
 import { ReconnectingConnection, resolveReconnectPolicy } from './reconnect.js';
@@ -60,8 +60,7 @@ async function establish(name: string, id: string, resolved: ResolvedOptions, op
     keepalive: resolved.keepalive,
     protocolMeta: resolved.protocol,
     hasSession: resolved.session !== undefined,
-  });
-  core.peer = peer;
+  }, peer);
   const ready = new Promise<void>((resolve, reject) => {
     core.onPhase = (phase) => {
       if (phase === 'active') resolve();

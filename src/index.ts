@@ -5,9 +5,9 @@
  */
 export { listen, Server, type ServerEvents } from './server.js';
 export { connect } from './client.js';
-export { Connection, type ConnectionStateName, type IncomingMessage } from './connection.js';
+export { Connection, type ConnectionStateName, type IncomingMessage } from './connection/connection.js';
 export { ReconnectingConnection, type ReconnectOptions } from './reconnect.js';
-export type { ConnectionStats } from './connection-core.js';
+export type { ConnectionStats } from './connection/stats.js';
 export { ConverseError, ErrorCodes, isConverseError, type ErrorCode, type RemoteErrorInfo } from './errors.js';
 export { generateSocketName, MAX_SOCKET_PATH_BYTES } from './transport/names.js';
 export { peerCredentialsSupported, type PeerCredentials } from './transport/peer-credentials.js';

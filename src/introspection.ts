@@ -1,8 +1,8 @@
 import diagnosticsChannel from 'node:diagnostics_channel';
 import * as fs from 'node:fs';
 import type { AnyActorRef, InspectionEvent, Subscription } from 'xstate';
-import type { ConnectionStats } from './connection-core.js';
-import { Connection, type ConnectionStateName as ConnectionState } from './connection.js';
+import { Connection, type ConnectionStateName as ConnectionState } from './connection/connection.js';
+import type { ConnectionStats } from './connection/stats.js';
 import { ConverseError } from './errors.js';
 import type { Server } from './server.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';

@@ -2,8 +2,9 @@ import { createActor } from 'xstate';
 import type { ConnectionActorRef } from '../machines/connection.machine.js';
 import { reconnectMachine, type ReconnectActorRef, type ReconnectPolicy } from '../machines/reconnect.machine.js';
 import { AsyncQueue } from './async-queue.js';
-import type { ConnectionCore, IncomingMessageImpl } from './connection-core.js';
-import { Connection, type ConnectionStateName, type IncomingMessage } from './connection.js';
+import type { IncomingMessageImpl } from './connection/contexts.js';
+import { Connection, type ConnectionStateName, type IncomingMessage } from './connection/connection.js';
+import type { ConnectionCore } from './connection/core.js';
 import { ConverseError, connectionClosedError } from './errors.js';
 import type { AskOptions, MessageFields, MessageType, ReplyOf } from './types.js';
 

@@ -13,8 +13,8 @@ import {
   type SupervisorPort,
 } from '../machines/supervisor.machine.js';
 import { AsyncQueue } from './async-queue.js';
-import { ConnectionCore, SharedFrame } from './connection-core.js';
-import { Connection } from './connection.js';
+import { ConnectionCore } from './connection/core.js';
+import { Connection } from './connection/connection.js';
 import { ConverseError } from './errors.js';
 import { introspectionHandlers, markConnectionOpened, registerServer, validateIntrospectionOptions } from './introspection.js';
 import { resolveOptions, type ListenOptions, type ResolvedOptions } from './options.js';
@@ -23,6 +23,7 @@ import { peerCredentialsUnavailableReason, readPeerCredentials, sayIfPeerCredent
 import type { EventOf, MessageFields, MessageType } from './types.js';
 import { FrameKind } from './wire/constants.js';
 import { encodeReject } from './wire/handshake.js';
+import { SharedFrame } from './wire/shared-frame.js';
 
 /** Who may connect at all (plain code). How many may stay is the supervisor's to count. */
 interface AccessPolicy {
@@ -213,6 +214,7 @@ export class Server<ServerApi = any, ClientApi = any>
     const id = nanoid();
     // The child actor's id is recycled (see takeActorId); the connection's public id is the nanoid.
     const actorId = this.takeActorId();
+    const peer = readPeerCredentials(socket);
     const core = new ConnectionCore(socket, {
       role: 'server',
       handlers: this.options.handlers,
@@ -227,9 +229,7 @@ export class Server<ServerApi = any, ClientApi = any>
       protocolMeta: this.options.protocol,
       hasSession: this.options.session !== undefined,
       reportError: (error) => this.emit('handlerError', error, connection),
-    });
-    const peer = readPeerCredentials(socket);
-    core.peer = peer;
+    }, peer);
     const connection = new Connection<ServerApi, ClientApi>(core, id);
     markConnectionOpened(connection);
     this.cores.set(actorId, core);

@@ -1,4 +1,4 @@
-import { kAnswer } from './connection-core.js';
+import { kAnswer } from './connection/session-gate.js';
 
 /**
  * Answer an ask from inside a session machine. Use it in an action of the machine given as

@@ -47,7 +47,7 @@ export type Handlers<Local, Remote> = {
 /** What a handler gets besides the event. */
 export interface HandlerContext<Local, Remote> {
   /** The connection the message came on (ask the peer back through it). */
-  readonly connection: import('./connection.js').Connection<Local, Remote>;
+  readonly connection: import('./connection/connection.js').Connection<Local, Remote>;
   /** Aborts when the asker cancels or times out, or when the connection closes. */
   readonly signal: AbortSignal;
   /** True when the peer asked (it waits for the return value); false for a tell. */

@@ -3,7 +3,7 @@ import * as http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { connectionMachine } from '../../machines/connection.machine.js';
 import { supervisorMachine } from '../../machines/supervisor.machine.js';
-import { Connection } from '../connection.js';
+import { Connection } from '../connection/connection.js';
 import { ConverseError } from '../errors.js';
 import type { IntrospectionEvent } from '../introspection.js';
 import { Server } from '../server.js';

@@ -1,4 +1,4 @@
-import { Connection } from '../connection.js';
+import { Connection } from '../connection/connection.js';
 import { ConverseError } from '../errors.js';
 import {
   introspect,

@@ -1,10 +1,16 @@
-import type { ConnectionActorRef, ConnectionState } from '../machines/connection.machine.js';
-import type { ConnectionCore, ConnectionStats } from './connection-core.js';
-import type { ConverseError } from './errors.js';
-import type { PeerCredentials } from './transport/peer-credentials.js';
+import type { ConnectionActorRef, ConnectionState } from '../../machines/connection.machine.js';
+import type { ConnectionCore } from './core.js';
+import type { ConverseError } from '../errors.js';
+import type { PeerCredentials } from '../transport/peer-credentials.js';
 import type { AnyActorRef } from 'xstate';
-import type { ProtocolMeta } from './connection-core.js';
-import type { AskOptions, EventFor, EventOf, MessageFields, MessageType, ReplyOf, StreamItemOf, StreamOptions } from './types.js';
+import type { ProtocolMeta } from './negotiate.js';
+import type { ConnectionStats } from './stats.js';
+import type { AskOptions, EventFor, EventOf, MessageFields, MessageType, ReplyOf, StreamItemOf, StreamOptions } from '../types.js';
+
+/**
+ * The public face of a connection: what `listen()` hands out and `connect()` returns. Every call
+ * goes to the connection's core (src/connection/core.ts), which a reconnecting connection swaps.
+ */
 
 /** A message from the peer, as delivered by `for await (const message of connection)`. */
 export interface IncomingMessage<Local> {

@@ -1,0 +1,458 @@
+import type { Duplex } from 'node:stream';
+import type { AnyActorRef } from 'xstate';
+import type { ConnectionState, ConnectionTransport, TransportCommand, TransportEvent } from '../../machines/connection.machine.js';
+import { channels } from '../diagnostics.js';
+import { ConverseError, connectionClosedError } from '../errors.js';
+import type { ProtocolDefinition } from '../protocol.js';
+import type { PeerCredentials } from '../transport/peer-credentials.js';
+import type { AskOptions } from '../types.js';
+import { unwatch, watch } from '../watchdog.js';
+import { decodeBody } from '../wire/codec.js';
+import { FrameKind } from '../wire/constants.js';
+import { FrameDecoder } from '../wire/framing.js';
+import { HandshakeReader, type HandshakeMessage } from '../wire/handshake.js';
+import type { SharedFrame } from '../wire/shared-frame.js';
+import { Deadlines } from './deadlines.js';
+import { protocolError } from './failures.js';
+import { ReadFlow } from './flow.js';
+import { InFlightTable } from './in-flight.js';
+import { Inbound } from './inbound.js';
+import type { Lifecycle } from './lifecycle.js';
+import { answerHello, hello, readWelcome, type LocalTerms, type Outcome, type ProtocolMeta } from './negotiate.js';
+import { Outbound } from './outbound.js';
+import { Responder, type Handler } from './responder.js';
+import { Sender } from './sender.js';
+import { newStats, type ConnectionStats } from './stats.js';
+import { StreamWriter } from './stream-writer.js';
+
+/**
+ * The plain-code half of a connection, over any byte stream (a local socket today): it wires
+ * the parts together, listens to the stream, runs the handshake and routes each frame to the
+ * part that owns it. It is the `transport` the connection machine is given: it reports
+ * lifecycle facts to the machine and obeys its commands, and never runs a message through the
+ * interpreter. Nothing here knows what kind of stream it is: who the peer is comes from the
+ * transport that made the stream.
+ */
+
+export interface CoreOptions {
+  role: 'client' | 'server';
+  handlers: Record<string, Handler | undefined> | undefined;
+  maxMessageSize: number;
+  replyTimeout: number;
+  checksum: boolean;
+  /** A started frame must be complete within this many ms. */
+  frameTimeout: number;
+  /** User sends wait while more than this many bytes are queued on the stream. */
+  maxWriteBuffer: number;
+  /** Probe a silent peer every `interval` ms; close if it does not answer within `timeout` ms. */
+  keepalive: { interval: number; timeout: number } | undefined;
+  /** The library's own handlers for reserved `$…` message types (introspection). */
+  internalHandlers?: Record<string, Handler>;
+  /** Name and version of this side's declared protocol, sent in the handshake. */
+  protocolMeta?: ProtocolMeta;
+  /** Schemas of the messages this side serves: incoming messages are validated against them. */
+  schemas?: ProtocolDefinition;
+  /** Errors of this side's own making that no asker can be told of (a tell handler threw …). */
+  reportError?: (error: ConverseError) => void;
+  /** The connection machine spawns a `session` actor: every message is offered to it first. */
+  hasSession?: boolean;
+}
+
+export class ConnectionCore implements ConnectionTransport, Lifecycle {
+  phase: ConnectionState = 'handshake';
+  readonly stats: ConnectionStats = newStats();
+  /** The connection actor (set when the machine starts this transport). */
+  actor: AnyActorRef | undefined;
+  /** Why the connection closed, when not cleanly. */
+  closeReason: ConverseError | undefined;
+  peerVersion: number | undefined;
+  /** The peer's declared protocol name and version, from its handshake. */
+  peerProtocol: ProtocolMeta | undefined;
+  peerSaidGoodbye = false;
+  released = false;
+  readonly closed: Promise<void>;
+  /** Phase listeners (connect() waits for `active`, the server registers connections). */
+  onPhase: ((phase: ConnectionState) => void) | undefined;
+
+  private readonly flow: ReadFlow;
+  private readonly sender: Sender;
+  private readonly inFlight = new InFlightTable();
+  private readonly streams: StreamWriter;
+  private readonly inbound: Inbound;
+  private readonly outbound: Outbound;
+  private deadlines: Deadlines | undefined;
+  private send: ((event: TransportEvent) => void) | undefined;
+  private handshakeReader: HandshakeReader | undefined = new HandshakeReader();
+  private decoder: FrameDecoder | undefined;
+  private weSaidGoodbye = false;
+  private watchingDrain = false;
+  private streamError: Error | undefined;
+  private resolveClosed!: () => void;
+  private facadeObject: unknown;
+  private openUnpublished = false;
+
+  constructor(
+    /** The byte stream to the peer: any Duplex (a net.Socket for a local socket). */
+    readonly socket: Duplex,
+    readonly options: CoreOptions,
+    /** Who the peer is, as the transport that made the stream knows it (never as the peer claims). */
+    readonly peer: PeerCredentials = {},
+  ) {
+    this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
+    this.flow = new ReadFlow(socket);
+    this.sender = new Sender(socket, this.stats, options.maxWriteBuffer, options.maxMessageSize, this.flow);
+    this.streams = new StreamWriter(this.sender, this, this.inFlight);
+    const responder = new Responder(this.sender, this, this.inFlight, this.streams, options.schemas);
+    this.inbound = new Inbound(
+      options, // read live: introspect() adds internal handlers to a client's options
+      this.sender,
+      this,
+      this.flow,
+      this.inFlight,
+      responder,
+      this.stats,
+      () => (this.actor?.getSnapshot() as { children?: Record<string, AnyActorRef> } | undefined)?.children?.session,
+    );
+    this.outbound = new Outbound(this.sender, this, this.stats, options.replyTimeout);
+    // Listen for errors from the start: an 'error' with no listener would crash the process.
+    socket.on('error', (error) => (this.streamError ??= error));
+  }
+
+  /** The public facade handlers receive as `ctx.connection` (set by it). */
+  get facade(): unknown {
+    return this.facadeObject;
+  }
+  set facade(facade: unknown) {
+    this.facadeObject = facade;
+    // A client's facade is made once the handshake is done: publish the open it missed.
+    if (this.openUnpublished) {
+      this.openUnpublished = false;
+      if (channels.connectionOpen.hasSubscribers) channels.connectionOpen.publish({ connection: facade });
+    }
+  }
+
+  /** The pending-reply table: asks this side sent and still waits on. */
+  get pending(): Outbound['pending'] {
+    return this.outbound.pending;
+  }
+
+  /** Incoming messages for an application that iterates the connection. */
+  get incoming(): Inbound['incoming'] {
+    return this.inbound.incoming;
+  }
+
+  /** The per-connection session actor, when the side was given a `session` machine. */
+  get session(): AnyActorRef | undefined {
+    return this.inbound.session;
+  }
+
+  /** What inspectors and loggers see of the transport in the actor's context (not the stream). */
+  toJSON(): object {
+    return { role: this.options.role, phase: this.phase, peer: this.peer, stats: this.stats, pendingAsks: this.pending.size };
+  }
+
+  // ── Sending: the facade's calls ─────────────────────────────────────────────────────────
+
+  ask(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
+    return this.outbound.ask(event, options);
+  }
+
+  waitForRoom(options: AskOptions | undefined, type: string): Promise<void> | undefined {
+    return this.outbound.waitForRoom(options, type);
+  }
+
+  startAsk(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
+    return this.outbound.startAsk(event, options);
+  }
+
+  stream(event: { type: string }, options: (AskOptions & { window?: number }) | undefined): AsyncIterableIterator<unknown> {
+    return this.outbound.stream(event, options);
+  }
+
+  tell(event: { type: string }): Promise<void> {
+    return this.outbound.tell(event);
+  }
+
+  /** Write an already-encoded TELL shared by many connections (broadcast). */
+  writeShared(frames: SharedFrame): void {
+    if (this.phase !== 'active') return;
+    this.sender.writeShared(frames);
+  }
+
+  /** Resolves once the stream has taken everything written so far. */
+  flushed(): Promise<void> {
+    return this.sender.flushed(this.streamError);
+  }
+
+  // ── ConnectionTransport: the machine's side ─────────────────────────────────────────────
+
+  attach(send: (event: TransportEvent) => void, actor: AnyActorRef): () => void {
+    this.send = send;
+    this.actor = actor;
+    // The cached phase the hot path checks; snapshots change only on lifecycle events.
+    actor.subscribe((snapshot: { value: unknown }) => this.setPhase(snapshot.value as ConnectionState));
+    const socket = this.socket;
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        this.onData(chunk);
+      } catch (error) {
+        // Defence in depth: whatever a peer's bytes provoke, it ends this connection, never the process.
+        this.fail(
+          error instanceof ConverseError
+            ? error
+            : new ConverseError('PROTOCOL_ERROR', `Handling the peer's data failed: ${(error as Error)?.message ?? String(error)}. The connection was closed.`, { cause: error }),
+        );
+      }
+    });
+    socket.on('close', () => this.onStreamClose());
+    if (this.options.role === 'client') this.sender.writeRaw(hello(this.terms()));
+    socket.resume();
+    return () => {
+      this.send = undefined;
+    };
+  }
+
+  command(command: TransportCommand): void {
+    switch (command.type) {
+      case 'SEND_GOODBYE':
+        if (!this.weSaidGoodbye) {
+          this.weSaidGoodbye = true;
+          this.sender.writeControl(FrameKind.GOODBYE);
+        }
+        return;
+      case 'WATCH_DRAIN':
+        this.watchingDrain = true;
+        this.settled();
+        return;
+      case 'END':
+        this.socket.end();
+        return;
+    }
+  }
+
+  release(): void {
+    if (this.released) return;
+    this.released = true;
+    this.send = undefined;
+    if (this.deadlines !== undefined) unwatch(this.deadlines);
+    // Reasons the machine found itself (handshake or close timeout) are in its context.
+    this.closeReason ??= (this.actor?.getSnapshot() as { context?: { error?: ConverseError } } | undefined)?.context?.error;
+    this.decoder?.stop();
+    this.flow.stop();
+    const reason = this.closeReason ?? connectionClosedError();
+    this.inFlight.abortAll(reason);
+    this.streams.release();
+    this.outbound.release(reason.code === 'CONNECTION_CLOSED' ? reason : connectionClosedError(reason));
+    this.inbound.incoming.end();
+    this.sender.release(reason);
+    if (!this.socket.destroyed) this.socket.destroy();
+    this.setPhase('closed');
+  }
+
+  /** Called from the actor's snapshot subscription. */
+  setPhase(phase: ConnectionState): void {
+    if (this.phase === phase || this.phase === 'closed') return;
+    const previous = this.phase;
+    this.phase = phase;
+    if (phase === 'active' && previous === 'handshake') {
+      if (this.facadeObject === undefined) this.openUnpublished = true;
+      else if (channels.connectionOpen.hasSubscribers) channels.connectionOpen.publish({ connection: this.facadeObject });
+    }
+    if (phase === 'closed') {
+      if (previous !== 'handshake' && channels.connectionClose.hasSubscribers) {
+        channels.connectionClose.publish({ connection: this.facade, error: this.closeReason });
+      }
+      this.resolveClosed();
+    }
+    this.onPhase?.(phase);
+  }
+
+  // ── Lifecycle: what the parts report ────────────────────────────────────────────────────
+
+  /** Closing completes once the peer said goodbye and nothing of either side is in flight. */
+  settled(): void {
+    if (this.watchingDrain && this.peerSaidGoodbye && this.pending.size === 0 && this.inFlight.size === 0) {
+      this.watchingDrain = false;
+      this.report({ type: 'TRANSPORT.DRAINED' });
+    }
+  }
+
+  fail(error: ConverseError): void {
+    this.closeReason ??= error;
+    this.decoder?.stop();
+    this.report({ type: 'TRANSPORT.FAILED', error });
+  }
+
+  reportLocal(error: ConverseError): void {
+    if (this.options.reportError !== undefined) this.options.reportError(error);
+    else process.emitWarning(`interprocess-converse: ${error.message}`, { code: `INTERPROCESS_CONVERSE_${error.code}` });
+  }
+
+  private report(event: TransportEvent): void {
+    if (this.send) this.send(event);
+    else if (event.type === 'TRANSPORT.FAILED' || event.type === 'TRANSPORT.HANDSHAKE_FAILED') this.socket.destroy();
+  }
+
+  // ── Bytes in ────────────────────────────────────────────────────────────────────────────
+
+  private onData(chunk: Buffer): void {
+    this.stats.bytesIn += chunk.length;
+    if (this.decoder !== undefined) {
+      this.decoder.push(chunk);
+      return;
+    }
+    if (this.handshakeReader === undefined) return; // handshake failed; waiting for close
+    let result;
+    try {
+      result = this.handshakeReader.push(chunk);
+    } catch (error) {
+      this.failHandshake(error as ConverseError, true);
+      return;
+    }
+    if (result === undefined) return;
+    this.handshakeReader = undefined;
+    this.onHandshake(result.message);
+    // Bytes after the handshake in the same chunk are frames (TS narrowed `decoder` above; it may be set now).
+    const decoder = this.decoder as FrameDecoder | undefined;
+    if (decoder !== undefined && result.rest.length > 0) decoder.push(result.rest);
+  }
+
+  private terms(): LocalTerms {
+    const { role, checksum, maxMessageSize, protocolMeta } = this.options;
+    return { role, checksum, maxMessageSize, protocolMeta };
+  }
+
+  private onHandshake(message: HandshakeMessage): void {
+    const outcome: Outcome = this.options.role === 'server' ? answerHello(message, this.terms()) : readWelcome(message, this.terms());
+    if (!outcome.ok) {
+      if (outcome.peerProtocol !== undefined) this.peerProtocol = outcome.peerProtocol;
+      if (outcome.answer !== undefined) {
+        this.sender.writeRaw(outcome.answer);
+        this.socket.end();
+      }
+      this.failHandshake(outcome.error, outcome.destroy);
+      return;
+    }
+    const agreement = outcome.agreement;
+    this.peerProtocol = agreement.peerProtocol;
+    this.sender.checksum = agreement.checksum;
+    this.sender.sendLimit = agreement.sendLimit;
+    if (outcome.answer !== undefined) this.sender.writeRaw(outcome.answer);
+    this.peerVersion = agreement.peerVersion;
+    const decoder = new FrameDecoder(
+      this.options.maxMessageSize,
+      agreement.checksum,
+      (body) => this.onFrame(body),
+      (error) => this.fail(error),
+    );
+    this.decoder = decoder;
+    this.flow.useDecoder(decoder);
+    this.sender.framing = true;
+    this.deadlines = new Deadlines(this.options, decoder, this.sender, this.stats, (error) => this.fail(error));
+    watch(this.deadlines);
+    this.report({ type: 'TRANSPORT.HANDSHAKE_SUCCEEDED', checksum: agreement.checksum, peerMaxMessageSize: agreement.peerMaxMessageSize, peerVersion: agreement.peerVersion });
+  }
+
+  private failHandshake(error: ConverseError, destroy: boolean): void {
+    this.handshakeReader = undefined;
+    this.closeReason ??= error;
+    this.report({ type: 'TRANSPORT.HANDSHAKE_FAILED', error });
+    if (destroy) this.socket.destroy();
+  }
+
+  private onStreamClose(): void {
+    // Frames already received but held back by backpressure still reach the user.
+    if (this.closeReason === undefined) this.decoder?.flush();
+    // A clean EOF in the middle of a frame (or of its length prefix) truncated that frame: a
+    // protocol violation to report, not an ordinary goodbye.
+    const truncated = this.decoder?.inFrame === true;
+    this.decoder?.stop();
+    if (this.closeReason === undefined) {
+      if (truncated && this.streamError === undefined) {
+        this.closeReason = protocolError('it closed the connection in the middle of a frame (the frame was truncated)');
+      } else if (this.phase === 'handshake') {
+        this.closeReason = new ConverseError(
+          'HANDSHAKE_FAILED',
+          `The ${this.options.role === 'client' ? 'server' : 'client'} closed the connection during the handshake${this.streamError ? ` (${this.streamError.message})` : ''}.`,
+          { cause: this.streamError },
+        );
+      } else if (this.streamError !== undefined || !(this.weSaidGoodbye && this.peerSaidGoodbye)) {
+        this.closeReason = connectionClosedError(this.streamError ?? new Error('the peer went away'));
+      }
+    }
+    this.report({ type: 'TRANSPORT.CLOSED', error: this.closeReason });
+  }
+
+  /** The frame router: each frame goes to the part that owns its kind. */
+  private onFrame(body: Buffer): void {
+    let message: unknown;
+    try {
+      message = decodeBody(body);
+    } catch (error) {
+      this.fail(error as ConverseError);
+      return;
+    }
+    this.stats.messagesIn++;
+    if (!Array.isArray(message) || typeof message[0] !== 'number') {
+      this.fail(protocolError('a frame body must be a MessagePack array starting with the frame kind'));
+      return;
+    }
+    const kind = message[0];
+    if (kind === FrameKind.TELL) {
+      this.inbound.dispatch(message[1], -1, -1);
+      return;
+    }
+    if (kind === FrameKind.PING) {
+      this.sender.writeControl(FrameKind.PONG);
+      return;
+    }
+    if (kind === FrameKind.PONG) return; // any incoming bytes already count as a sign of life
+    const id = message[1];
+    if (kind !== FrameKind.GOODBYE && (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0xffffffff)) {
+      this.fail(protocolError(`frame kind ${kind} needs a uint32 id`));
+      return;
+    }
+    switch (kind) {
+      case FrameKind.REPLY:
+        this.outbound.onReply(id, message[2]);
+        return;
+      case FrameKind.ERROR:
+        this.outbound.onError(id, message[2]);
+        return;
+      case FrameKind.ASK: {
+        // An id still in progress must not be reused (docs/PROTOCOL.md §6.2): the first handler
+        // would lose track of its asker (its signal would never abort) and the replies would mix.
+        if (this.inFlight.isBusy(id)) {
+          this.fail(protocolError(`it sent an ASK with id ${id} while its earlier ASK with that id was still in progress`));
+          return;
+        }
+        // An optional fourth element carries ask options: { stream: credit } asks for a streamed reply.
+        const askOptions = message[3] as { stream?: unknown } | undefined;
+        const credit = typeof askOptions === 'object' && askOptions !== null && typeof askOptions.stream === 'number' ? askOptions.stream : -1;
+        this.inbound.dispatch(message[2], id, credit);
+        return;
+      }
+      case FrameKind.STREAM_ITEM:
+        this.outbound.onStreamItem(id, message[2]);
+        return;
+      case FrameKind.STREAM_END:
+        this.outbound.onStreamEnd(id);
+        return;
+      case FrameKind.CREDIT:
+        this.streams.credit(id, message[2]);
+        return;
+      case FrameKind.CANCEL:
+        this.inFlight.get(id)?.abort(new ConverseError('ABORTED', 'The asker cancelled this request (it aborted or timed out).'));
+        this.streams.wake(id);
+        return;
+      case FrameKind.GOODBYE:
+        if (!this.peerSaidGoodbye) {
+          this.peerSaidGoodbye = true;
+          this.report({ type: 'TRANSPORT.PEER_GOODBYE' });
+        }
+        return;
+      default:
+        this.fail(protocolError(`unknown frame kind ${kind}`));
+    }
+  }
+}

@@ -1,0 +1,158 @@
+import type { AnyActorRef } from 'xstate';
+import { AsyncQueue } from '../async-queue.js';
+import { ConverseError, type ErrorCode } from '../errors.js';
+import { describeIssues, toValidationIssues, type ProtocolDefinition, type StandardSchemaResult, type StandardSchemaV1, type ValidationIssue } from '../protocol.js';
+import { IncomingMessageImpl } from './contexts.js';
+import { protocolError } from './failures.js';
+import { PauseReason, type ReadFlow } from './flow.js';
+import type { InFlightTable } from './in-flight.js';
+import type { Lifecycle } from './lifecycle.js';
+import type { Handler, Responder } from './responder.js';
+import type { Sender } from './sender.js';
+import { Gate, SessionGate } from './session-gate.js';
+import type { ConnectionStats } from './stats.js';
+
+/** Incoming messages queued beyond this pause reading from the peer until the reader catches up. */
+const INCOMING_HIGH_WATER = 256;
+const INCOMING_LOW_WATER = 64;
+
+export interface InboundOptions {
+  handlers: Record<string, Handler | undefined> | undefined;
+  /** The library's own handlers for reserved `$…` message types (introspection). */
+  internalHandlers?: Record<string, Handler> | undefined;
+  /** Schemas of the messages this side serves: incoming messages are validated against them. */
+  schemas?: ProtocolDefinition | undefined;
+  /** The connection machine spawns a `session` actor: every message is offered to it first. */
+  hasSession?: boolean;
+}
+
+/**
+ * Where the peer's asks and tells go: checked against the declared protocol, offered to the
+ * session, then handed to their handler, or queued for an application that iterates the
+ * connection (reading pauses while that queue is long).
+ */
+export class Inbound {
+  readonly incoming = new AsyncQueue<IncomingMessageImpl>();
+  private readonly gate: SessionGate | undefined;
+
+  constructor(
+    private readonly options: InboundOptions,
+    private readonly sender: Sender,
+    private readonly life: Lifecycle,
+    private readonly flow: ReadFlow,
+    private readonly inFlight: InFlightTable,
+    private readonly responder: Responder,
+    private readonly stats: ConnectionStats,
+    findSession: () => AnyActorRef | undefined,
+  ) {
+    if (options.hasSession === true) {
+      this.gate = new SessionGate(findSession, responder, sender, life, (id, type, code, message) => this.refuse(id, type, code, message));
+    }
+    this.incoming.onTake = () => {
+      if (this.flow.isPausedFor(PauseReason.READER) && this.incoming.size <= INCOMING_LOW_WATER) this.flow.resume(PauseReason.READER);
+    };
+  }
+
+  /** The session actor, once there is one. */
+  get session(): AnyActorRef | undefined {
+    return this.gate?.session;
+  }
+
+  /**
+   * An incoming tell (id -1) or ask: validated against the declared protocol (if any), offered to
+   * the session (if any), then to its handler or the incoming queue. `credit` ≥ 0 when the asker
+   * wants a streamed reply.
+   */
+  dispatch(event: unknown, id: number, credit: number): void {
+    if (typeof event !== 'object' || event === null || typeof (event as { type?: unknown }).type !== 'string') {
+      this.life.fail(protocolError('a message must be a map with a string "type"'));
+      return;
+    }
+    const type = (event as { type: string }).type;
+    if (this.life.peerSaidGoodbye && id >= 0) {
+      this.sender.writeError(id, 'CONNECTION_CLOSED', `The ask "${type}" was sent after GOODBYE; the connection is closing.`);
+      return;
+    }
+    // Reserved "$…" types (introspection) go to the library's own handlers, if any.
+    const internal = this.options.internalHandlers;
+    if (internal !== undefined && type.charCodeAt(0) === 0x24 && Object.hasOwn(internal, type)) {
+      this.responder.run(internal[type]!, event, id, type, credit, this.session);
+      return;
+    }
+    const schemas = this.options.schemas;
+    if (schemas !== undefined) {
+      const declared = Object.hasOwn(schemas, type) ? schemas[type] : undefined;
+      if (declared === undefined) {
+        this.refuse(id, type, 'NO_HANDLER', `"${type}" is not a message of the peer's declared protocol (${Object.keys(schemas).join(', ') || 'none'}).`);
+        return;
+      }
+      if (declared.input !== undefined) {
+        const { type: _type, ...fields } = event as Record<string, unknown>;
+        let result: ReturnType<StandardSchemaV1['~standard']['validate']>;
+        try {
+          result = declared.input['~standard'].validate(fields);
+        } catch (error) {
+          // A validator that throws (a bug in it) must not take the connection or the process down.
+          this.refuse(id, type, 'INVALID_MESSAGE', `validating "${type}" failed: ${(error as Error)?.message ?? error}`);
+          return;
+        }
+        if (result instanceof Promise) {
+          // An async validator: the handler runs once it settles (a later sync message may overtake it).
+          result.then(
+            (settled) => this.afterValidation(settled, type, id, credit),
+            (error) => this.refuse(id, type, 'INVALID_MESSAGE', `validating "${type}" failed: ${(error as Error)?.message ?? error}`),
+          );
+          return;
+        }
+        this.afterValidation(result, type, id, credit);
+        return;
+      }
+    }
+    this.deliver(event as { type: string }, id, type, credit);
+  }
+
+  private afterValidation(result: StandardSchemaResult<unknown>, type: string, id: number, credit: number): void {
+    if (result.issues !== undefined) {
+      const issues = toValidationIssues(result.issues);
+      this.refuse(id, type, 'INVALID_MESSAGE', `"${type}" does not match the declared protocol: ${describeIssues(issues)}.`, issues);
+      return;
+    }
+    const value = result.value;
+    // The handler sees what the validator produced (it may have coerced or stripped fields).
+    const event = typeof value === 'object' && value !== null ? { ...(value as object), type } : { type };
+    this.deliver(event, id, type, credit);
+  }
+
+  /** Answer an ask with an error (a tell has no one to answer: it is counted and reported). */
+  private refuse(id: number, type: string, code: ErrorCode, message: string, issues?: ValidationIssue[]): void {
+    if (id >= 0) {
+      this.sender.writeError(id, code, message, undefined, issues);
+      return;
+    }
+    this.stats.unhandledTells++;
+    this.life.reportLocal(new ConverseError(code, `A tell was dropped: ${message}`, issues ? { issues } : undefined));
+  }
+
+  private deliver(event: { type: string }, id: number, type: string, credit: number): void {
+    let gated: number = Gate.PASS;
+    if (this.gate !== undefined) {
+      gated = this.gate.offer(event, id, type);
+      if (gated === Gate.DONE) return;
+    }
+    const handlers = this.options.handlers;
+    if (handlers !== undefined) {
+      const handler = Object.hasOwn(handlers, type) ? handlers[type] : undefined;
+      if (typeof handler !== 'function') {
+        if (gated === Gate.TAKEN && id < 0) return; // a tell the session took is handled
+        this.refuse(id, type, 'NO_HANDLER', `The peer has no handler for "${type}". Check that both sides use the same protocol (message types: ${Object.keys(handlers).join(', ') || 'none'}).`);
+        return;
+      }
+      this.responder.run(handler, event, id, type, credit, this.session);
+      return;
+    }
+    const message = new IncomingMessageImpl(this.responder, this.life, event, id);
+    if (id >= 0) this.inFlight.startAsk(id, message);
+    this.incoming.push(message);
+    if (this.incoming.size >= INCOMING_HIGH_WATER) this.flow.pause(PauseReason.READER);
+  }
+}

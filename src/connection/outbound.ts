@@ -1,0 +1,158 @@
+import { ConverseError } from '../errors.js';
+import { channels } from '../diagnostics.js';
+import { PendingReplies, type PendingAsk } from '../pending.js';
+import type { AskOptions } from '../types.js';
+import { FrameKind } from '../wire/constants.js';
+import { errorFromWire } from '../wire/envelope.js';
+import { abortedError, badMessageError, isMessage } from './failures.js';
+import { assertSendable, unavailable, type Lifecycle } from './lifecycle.js';
+import type { Sender } from './sender.js';
+import type { ConnectionStats } from './stats.js';
+import { readStream } from './stream-reader.js';
+
+/**
+ * What this side sends and waits on: asks and tells, and the settling of each ask by the
+ * peer's REPLY, ERROR, STREAM_ITEM or STREAM_END, next to where asks start. The pending-reply
+ * table correlates them by id.
+ */
+export class Outbound {
+  readonly pending: PendingReplies;
+
+  constructor(
+    readonly sender: Sender,
+    readonly life: Lifecycle,
+    private readonly stats: ConnectionStats,
+    readonly replyTimeout: number,
+  ) {
+    this.pending = new PendingReplies(
+      (id) => sender.writeControl(FrameKind.CANCEL, id),
+      (id, ask, error) => {
+        if (channels.askError.hasSubscribers) channels.askError.publish({ connection: life.facade, id, type: ask.type, error });
+      },
+    );
+  }
+
+  ask(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
+    if (this.sender.full && this.life.phase === 'active') {
+      // Wait for room rather than grow the write buffer without bound; the wait counts
+      // against the ask's timeout.
+      const timeout = options?.timeout ?? this.replyTimeout;
+      const started = performance.now();
+      return this.sender
+        .whenWritable(timeout, options?.signal, event?.type)
+        .then(() => this.startAsk(event, { signal: options?.signal, timeout: Math.max(0, timeout - (performance.now() - started)) }));
+    }
+    try {
+      return this.startAsk(event, options);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  /** For `send`: resolves when a user send may be written now (see `ask`). */
+  waitForRoom(options: AskOptions | undefined, type: string): Promise<void> | undefined {
+    if (!this.sender.full || this.life.phase !== 'active') return undefined;
+    return this.sender.whenWritable(options?.timeout ?? this.replyTimeout, options?.signal, type);
+  }
+
+  /**
+   * Write an ask and return its reply promise. Throws (synchronously) when the ask cannot be
+   * sent at all: connection not active, bad event, encoding failure, already-aborted signal.
+   */
+  startAsk(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
+    const signal = options?.signal;
+    assertSendable(this.life, event, signal);
+    const id = this.pending.allocateId();
+    const frame = this.sender.encode([FrameKind.ASK, id, event]);
+    const timeout = options?.timeout ?? this.replyTimeout;
+    return new Promise((resolve, reject) => {
+      const ask: PendingAsk = { resolve, reject, deadline: performance.now() + timeout, timeout, type: event.type, signal: undefined, onAbort: undefined };
+      if (signal !== undefined) {
+        ask.signal = signal;
+        ask.onAbort = () => {
+          if (this.pending.take(id) === undefined) return;
+          this.sender.writeControl(FrameKind.CANCEL, id);
+          const error = abortedError(event.type, signal);
+          if (channels.askError.hasSubscribers) channels.askError.publish({ connection: this.life.facade, id, type: event.type, error });
+          reject(error);
+          this.life.settled();
+        };
+        signal.addEventListener('abort', ask.onAbort, { once: true });
+      }
+      this.pending.add(id, ask);
+      this.sender.writeFrame(frame);
+      if (channels.askStart.hasSubscribers) channels.askStart.publish({ connection: this.life.facade, id, event });
+    });
+  }
+
+  /** Ask for a streamed reply (see stream-reader.ts). */
+  stream(event: { type: string }, options: (AskOptions & { window?: number }) | undefined): AsyncIterableIterator<unknown> {
+    return readStream(this, event, options);
+  }
+
+  tell(event: { type: string }): Promise<void> {
+    if (this.life.phase !== 'active') return Promise.reject(unavailable(this.life));
+    if (this.sender.full) {
+      return this.sender.whenWritable(this.replyTimeout, undefined, event?.type).then(() => this.tell(event));
+    }
+    if (!isMessage(event)) return Promise.reject(badMessageError());
+    try {
+      this.sender.writeEnvelope([FrameKind.TELL, event]);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return Promise.resolve();
+  }
+
+  // ── The peer settles our asks ───────────────────────────────────────────────────────────
+
+  onReply(id: number, value: unknown): void {
+    const ask = this.pending.take(id);
+    if (ask === undefined) {
+      this.stats.lateReplies++;
+      return;
+    }
+    if (channels.askEnd.hasSubscribers) channels.askEnd.publish({ connection: this.life.facade, id, type: ask.type });
+    ask.resolve(value);
+    this.life.settled();
+  }
+
+  onError(id: number, payload: unknown): void {
+    const ask = this.pending.take(id);
+    if (ask === undefined) {
+      this.stats.lateReplies++;
+      return;
+    }
+    const error = errorFromWire(payload, ask.type);
+    if (channels.askError.hasSubscribers) channels.askError.publish({ connection: this.life.facade, id, type: ask.type, error });
+    ask.reject(error);
+    this.life.settled();
+  }
+
+  onStreamItem(id: number, value: unknown): void {
+    const ask = this.pending.get(id);
+    if (ask === undefined || ask.item === undefined) {
+      this.stats.lateReplies++;
+      return;
+    }
+    this.pending.touch(ask);
+    ask.item(value);
+  }
+
+  onStreamEnd(id: number): void {
+    const ask = this.pending.take(id);
+    if (ask === undefined) {
+      this.stats.lateReplies++;
+      return;
+    }
+    if (channels.askEnd.hasSubscribers) channels.askEnd.publish({ connection: this.life.facade, id, type: ask.type });
+    if (ask.end !== undefined) ask.end();
+    else ask.resolve(undefined);
+    this.life.settled();
+  }
+
+  /** The connection is gone: every ask still waiting fails with `reason`. */
+  release(reason: ConverseError): void {
+    this.pending.rejectAll(reason);
+  }
+}

@@ -1,0 +1,201 @@
+import type { Duplex } from 'node:stream';
+import { ConverseError, connectionClosedError, type ErrorCode, type RemoteErrorInfo } from '../errors.js';
+import type { ValidationIssue } from '../protocol.js';
+import { encodeFrame } from '../wire/codec.js';
+import { FrameKind } from '../wire/constants.js';
+import { describeThrown, errorPayload } from '../wire/envelope.js';
+import type { SharedFrame } from '../wire/shared-frame.js';
+import { abortedError } from './failures.js';
+import { PauseReason, type ReadFlow } from './flow.js';
+import type { ConnectionStats } from './stats.js';
+
+/**
+ * Every byte this side sends leaves through here: the frame writers, corking, and the write
+ * budget (`maxWriteBuffer`) with the senders waiting for room under it.
+ */
+export class Sender {
+  /** Per-frame CRC-32, as the handshake agreed. */
+  checksum = false;
+  /** The largest body the peer accepts (and we send), as the handshake agreed. */
+  sendLimit: number;
+  /** Frames may be written: the handshake is done. */
+  framing = false;
+  private corked = false;
+  /** Senders waiting for the write buffer to fall under maxWriteBuffer. */
+  private roomWaiters: Array<{ resolve(): void; reject(error: unknown): void }> = [];
+
+  constructor(
+    private readonly stream: Duplex,
+    private readonly stats: ConnectionStats,
+    readonly maxWriteBuffer: number,
+    maxMessageSize: number,
+    private readonly flow: ReadFlow,
+  ) {
+    this.sendLimit = maxMessageSize;
+    stream.on('drain', () => this.onDrain());
+  }
+
+  /** Bytes queued for the peer and not yet handed to the OS. */
+  get buffered(): number {
+    return this.stream.writableLength;
+  }
+
+  /** Bytes the OS has taken so far (progress, for a peer that stopped reading). */
+  get bytesHandedOver(): number {
+    return this.stats.bytesOut - this.stream.writableLength;
+  }
+
+  /** The stream is gone: nothing more can be written. */
+  get closed(): boolean {
+    return this.stream.destroyed;
+  }
+
+  get full(): boolean {
+    return this.stream.writableLength >= this.maxWriteBuffer;
+  }
+
+  /** Handshake bytes: before framing, never corked. */
+  writeRaw(bytes: Buffer): void {
+    if (this.stream.destroyed) return;
+    this.stats.bytesOut += bytes.length;
+    this.stream.write(bytes);
+  }
+
+  /**
+   * All frames leave through here. The first write in a tick corks the stream and the uncork is
+   * scheduled for the end of the tick, so a burst of frames goes out in one writev.
+   */
+  writeFrame(frame: Buffer): void {
+    const stream = this.stream;
+    if (stream.destroyed || stream.writableEnded) return;
+    if (!this.corked) {
+      this.corked = true;
+      stream.cork();
+      process.nextTick(uncork, this);
+    }
+    this.stats.messagesOut++;
+    this.stats.bytesOut += frame.length;
+    stream.write(frame);
+    // Over the limit (replies to a peer that asks faster than it reads): stop reading its asks
+    // until it catches up, so it cannot make us buffer without bound.
+    if (stream.writableLength > this.maxWriteBuffer) this.flow.pause(PauseReason.WRITES);
+  }
+
+  /** @internal */
+  uncorkNow(): void {
+    this.corked = false;
+    this.stream.uncork();
+  }
+
+  /** A frame of the wire's own (PING, PONG, CANCEL, CREDIT, GOODBYE, STREAM_END). */
+  writeControl(kind: number, id?: number, value?: number): void {
+    if (this.stream.destroyed || !this.framing) return;
+    this.writeFrame(encodeFrame(id === undefined ? [kind] : value === undefined ? [kind, id] : [kind, id, value], this.checksum, this.sendLimit));
+  }
+
+  /** A frame of `[kind, …]` as agreed; throws when the value cannot be encoded or is too large. */
+  encode(envelope: unknown[]): Buffer {
+    return encodeFrame(envelope, this.checksum, this.sendLimit);
+  }
+
+  /** Encode and write `[kind, …]`; throws when the value cannot be encoded or is too large. */
+  writeEnvelope(envelope: unknown[]): void {
+    this.writeFrame(encodeFrame(envelope, this.checksum, this.sendLimit));
+  }
+
+  /** A broadcast's TELL, encoded once for every connection with the same agreement. */
+  writeShared(frames: SharedFrame): void {
+    this.writeFrame(frames.get(this.checksum, this.sendLimit));
+  }
+
+  /** Answer ask `id` with `value`; a value that cannot be sent becomes the asker's REMOTE_ERROR. */
+  writeReply(id: number, type: string, value: unknown): void {
+    let frame: Buffer;
+    try {
+      frame = encodeFrame([FrameKind.REPLY, id, value], this.checksum, this.sendLimit);
+    } catch (error) {
+      this.writeRemoteError(id, type, error);
+      return;
+    }
+    this.writeFrame(frame);
+  }
+
+  /** Answer ask `id` with what its handler threw. */
+  writeRemoteError(id: number, type: string, error: unknown): void {
+    const remote = describeThrown(error);
+    this.writeError(id, 'REMOTE_ERROR', `The peer's handler for "${type}" failed: ${remote.name}: ${remote.message}`, remote);
+  }
+
+  writeError(id: number, code: ErrorCode, message: string, remote?: RemoteErrorInfo, issues?: ValidationIssue[]): void {
+    let frame: Buffer;
+    try {
+      frame = encodeFrame([FrameKind.ERROR, id, errorPayload(code, message, remote, issues)], this.checksum, this.sendLimit);
+    } catch {
+      // The remote error's own text was unencodable or huge: send a plain one.
+      frame = encodeFrame([FrameKind.ERROR, id, { code, message: 'the error could not be encoded' }], this.checksum, this.sendLimit);
+    }
+    this.writeFrame(frame);
+  }
+
+  /** Resolves once the stream has taken everything written so far. */
+  flushed(streamError: Error | undefined): Promise<void> {
+    return new Promise((resolve, reject) => {
+      if (this.stream.destroyed) return reject(connectionClosedError(streamError));
+      this.stream.write(EMPTY, (error) => (error ? reject(connectionClosedError(error)) : resolve()));
+    });
+  }
+
+  private onDrain(): void {
+    this.flow.resume(PauseReason.WRITES);
+    if (this.roomWaiters.length > 0) {
+      for (const waiter of this.roomWaiters.splice(0)) waiter.resolve();
+    }
+  }
+
+  /** Resolves when user sends may go ahead: the write buffer is under maxWriteBuffer. */
+  whenWritable(timeout: number, signal: AbortSignal | undefined, type: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        const index = this.roomWaiters.indexOf(waiter);
+        if (index >= 0) this.roomWaiters.splice(index, 1);
+        reject(
+          new ConverseError(
+            'TIMEOUT',
+            `"${type}" could not be sent within ${timeout} ms: over ${this.maxWriteBuffer} bytes (maxWriteBuffer) are waiting for the peer to read them.`,
+          ),
+        );
+      }, timeout);
+      const onAbort = (): void => {
+        clearTimeout(timer);
+        const index = this.roomWaiters.indexOf(waiter);
+        if (index >= 0) this.roomWaiters.splice(index, 1);
+        reject(abortedError(type, signal!));
+      };
+      const waiter = {
+        resolve: () => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          resolve();
+        },
+        reject: (error: unknown) => {
+          clearTimeout(timer);
+          signal?.removeEventListener('abort', onAbort);
+          reject(error);
+        },
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.roomWaiters.push(waiter);
+    });
+  }
+
+  /** The connection is gone: every sender still waiting for room fails. */
+  release(reason: ConverseError): void {
+    for (const waiter of this.roomWaiters.splice(0)) waiter.reject(connectionClosedError(reason));
+  }
+}
+
+const EMPTY = Buffer.alloc(0);
+
+function uncork(sender: Sender): void {
+  sender.uncorkNow();
+}
