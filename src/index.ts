@@ -3,7 +3,8 @@
  * (Unix domain sockets; named pipes on Windows). Every connection is an XState actor; a server
  * is a supervisor actor with one child per client.
  */
-export { listen, Server, type ServerEvents } from './server.js';
+export { listen } from './listen.js';
+export { Server, type ServerEvents } from './server.js';
 export { connect } from './client.js';
 export { Connection, type ConnectionStateName, type IncomingMessage } from './connection/connection.js';
 export { ReconnectingConnection, type ReconnectOptions } from './reconnect.js';

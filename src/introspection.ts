@@ -4,7 +4,8 @@ import type { AnyActorRef, InspectionEvent, Subscription } from 'xstate';
 import { Connection, type ConnectionStateName as ConnectionState } from './connection/connection.js';
 import type { ConnectionStats } from './connection/stats.js';
 import { ConverseError } from './errors.js';
-import type { Server } from './server.js';
+import type { IntrospectionOptions } from './options.js';
+import type { Server, ServerPlugin } from './server.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';
 import type { AskOptions } from './types.js';
 import { PROTOCOL_VERSION } from './wire/constants.js';
@@ -26,6 +27,8 @@ import { PROTOCOL_VERSION } from './wire/constants.js';
 /** Bumped when the shape of the `$converse.*` messages changes incompatibly. */
 export const INTROSPECTION_VERSION = 1;
 
+export type { IntrospectionOptions };
+
 /** The reserved message types (docs/PROTOCOL.md, "Introspection"). */
 export const IntrospectionMessages = {
   INFO: '$converse.info',
@@ -34,22 +37,6 @@ export const IntrospectionMessages = {
   UNWATCH: '$converse.unwatch',
   EVENT: '$converse.event',
 } as const;
-
-/** `listen(name, { introspection })` as an object. */
-export interface IntrospectionOptions {
-  /**
-   * The message types to report (declare them when the server iterates instead of using
-   * handlers). @default the names of `handlers`
-   */
-  messageTypes?: readonly string[];
-  /**
-   * Which peers may introspect, from their kernel-reported credentials (on top of the server's
-   * own `allow` / `allowUids`, which every peer has already passed). A refused peer's
-   * `$converse.*` asks fail with REMOTE_ERROR whose `remote.code` is ACCESS_DENIED.
-   * @default every connected peer
-   */
-  allow?: (peer: PeerCredentials) => boolean;
-}
 
 /** An error as introspection reports it. */
 export interface ErrorInfo {
@@ -468,6 +455,16 @@ export function watchStart(server: Server): WatchStart {
 
 /** Outstanding `$converse.event` tells per watcher beyond which events are dropped (a watcher that stopped reading). */
 const MAX_UNSENT_EVENTS = 1024;
+
+/**
+ * @internal Introspection as a server plug-in (composed by `listen()`): it notes when the
+ * server started and when each connection opened, and answers the reserved `$converse.*`
+ * types when `introspection` is on.
+ */
+export function introspectionPlugin(server: Server, options: object, introspection: boolean | IntrospectionOptions | undefined): ServerPlugin {
+  registerServer(server, options, introspection);
+  return { handlers: introspectionHandlers(server, introspection), connectionMade: markConnectionOpened };
+}
 
 /**
  * @internal The server's handlers for the reserved `$converse.*` types, passed to each

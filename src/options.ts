@@ -2,7 +2,6 @@ import type { AnyStateMachine, InspectionEvent, Observer } from 'xstate';
 import type { DeclaredProtocol } from './protocol.js';
 import { ConverseError } from './errors.js';
 import { MIN_MAX_MESSAGE_SIZE } from './wire/handshake.js';
-import type { IntrospectionOptions } from './introspection.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';
 import type { Handlers } from './types.js';
 import {
@@ -14,6 +13,22 @@ import {
   DEFAULT_MAX_MESSAGE_SIZE,
   DEFAULT_REPLY_TIMEOUT,
 } from './wire/constants.js';
+
+/** `listen(name, { introspection })` as an object. */
+export interface IntrospectionOptions {
+  /**
+   * The message types to report (declare them when the server iterates instead of using
+   * handlers). @default the names of `handlers`
+   */
+  messageTypes?: readonly string[];
+  /**
+   * Which peers may introspect, from their kernel-reported credentials (on top of the server's
+   * own `allow` / `allowUids`, which every peer has already passed). A refused peer's
+   * `$converse.*` asks fail with REMOTE_ERROR whose `remote.code` is ACCESS_DENIED.
+   * @default every connected peer
+   */
+  allow?: (peer: PeerCredentials) => boolean;
+}
 
 /** An XState inspection observer (what `@statelyai/inspect`'s `inspector.inspect` is). */
 export type InspectOption = Observer<InspectionEvent> | ((event: InspectionEvent) => void);

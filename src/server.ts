@@ -16,41 +16,31 @@ import { AsyncQueue } from './async-queue.js';
 import { ConnectionCore } from './connection/core.js';
 import { Connection } from './connection/connection.js';
 import { ConverseError } from './errors.js';
-import { introspectionHandlers, markConnectionOpened, registerServer, validateIntrospectionOptions } from './introspection.js';
-import { resolveOptions, type ListenOptions, type ResolvedOptions } from './options.js';
-import { bindListener, type BoundListener } from './transport/listener.js';
-import { peerCredentialsUnavailableReason, readPeerCredentials, sayIfPeerCredentialsUnavailable, type PeerCredentials } from './transport/peer-credentials.js';
+import type { ListenOptions, ResolvedOptions } from './options.js';
+import type { BoundListener } from './transport/listener.js';
+import { peerCredentialsUnavailableReason, readPeerCredentials, type PeerCredentials } from './transport/peer-credentials.js';
 import type { EventOf, MessageFields, MessageType } from './types.js';
 import { FrameKind } from './wire/constants.js';
 import { encodeReject } from './wire/handshake.js';
 import { SharedFrame } from './wire/shared-frame.js';
 
-/** Who may connect at all (plain code). How many may stay is the supervisor's to count. */
-interface AccessPolicy {
+/** @internal Who may connect at all (plain code). How many may stay is the supervisor's to count. */
+export interface AccessPolicy {
   allow: ((peer: PeerCredentials) => boolean) | undefined;
   allowUids: ReadonlySet<number> | undefined;
 }
 
+/**
+ * @internal Something `listen()` composes into a server (introspection is one): handlers for
+ * reserved `$…` message types, and a look at every connection as it is made.
+ */
+export interface ServerPlugin {
+  handlers?: Record<string, (event: any, ctx: any) => unknown> | undefined;
+  connectionMade?(connection: Connection): void;
+}
+
 /** How long a refused socket may linger after its REJECT before it is cut off. */
 const REFUSED_LINGER_MS = 1000;
-
-/**
- * Bind `name` and start accepting. Resolves once the socket is listening.
- * Connections are `Connection<ServerApi, ClientApi>`: they serve `ServerApi` and can ask `ClientApi`.
- */
-export async function listen<ServerApi = any, ClientApi = any>(
-  name: string,
-  options: ListenOptions<ServerApi, ClientApi> = {},
-): Promise<Server<ServerApi, ClientApi>> {
-  const resolved = resolveOptions(options);
-  validateIntrospectionOptions(options.introspection);
-  const bound = await bindListener(name, { backlog: options.backlog, socketMode: options.socketMode });
-  sayIfPeerCredentialsUnavailable();
-  return new Server<ServerApi, ClientApi>(name, bound, resolved, options.inspect, {
-    allow: options.allow,
-    allowUids: options.allowUids === undefined ? undefined : new Set(options.allowUids),
-  }, options.introspection);
-}
 
 export interface ServerEvents<ServerApi, ClientApi> {
   /** A connection finished its handshake. */
@@ -99,8 +89,9 @@ export class Server<ServerApi = any, ClientApi = any>
    */
   private readonly freeActorIds: string[] = [];
   private actorIdsIssued = 0;
-  /** The `$converse.*` introspection handlers, when `introspection` is on. */
+  /** The plug-in's handlers for reserved `$…` types (introspection), if any. */
   private readonly internalHandlers: Record<string, (event: any, ctx: any) => unknown> | undefined;
+  private readonly plugin: ServerPlugin;
 
   /** @internal Use `listen()`. */
   constructor(
@@ -109,12 +100,12 @@ export class Server<ServerApi = any, ClientApi = any>
     private readonly options: ResolvedOptions,
     inspect: ListenOptions<ServerApi, ClientApi>['inspect'],
     private readonly access: AccessPolicy,
-    introspection?: ListenOptions<ServerApi, ClientApi>['introspection'],
+    plugin?: (server: Server<ServerApi, ClientApi>) => ServerPlugin,
   ) {
     super();
     this.name = name;
-    registerServer(this, options, introspection);
-    this.internalHandlers = introspectionHandlers(this, introspection);
+    this.plugin = plugin?.(this) ?? {};
+    this.internalHandlers = this.plugin.handlers;
     const port: SupervisorPort = {
       refuse: (event, code, why) => this.refuse(event, code, why),
       stopAccepting: () => void this.bound.close(),
@@ -231,7 +222,7 @@ export class Server<ServerApi = any, ClientApi = any>
       reportError: (error) => this.emit('handlerError', error, connection),
     }, peer);
     const connection = new Connection<ServerApi, ClientApi>(core, id);
-    markConnectionOpened(connection);
+    this.plugin.connectionMade?.(connection);
     this.cores.set(actorId, core);
     core.onPhase = (phase) => {
       if (phase === 'active') {
