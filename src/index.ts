@@ -16,7 +16,8 @@ export type { ConnectOptions, ConversationOptions, InspectOption, ListenOptions 
 export { defineProtocol, protocolDescription, type ApiOf, type DeclaredProtocol, type MessageDescription, type MessageSchemas, type ProtocolDefinition, type ProtocolDescription, type StandardSchemaV1, type ValidationIssue } from './protocol.js';
 export { answer } from './session.js';
 export type { StreamItemOf, StreamOptions } from './types.js';
-export type { AskOptions, EventFor, EventOf, HandlerContext, Handlers, MessageFields, MessageType, Protocol, ReplyOf } from './types.js';
+export type { AskOptions, EventFor, EventOf, MessageFields, MessageType, Protocol, ReplyOf } from './types.js';
+export type { HandlerContext, Handlers } from './handlers.js';
 export type { ConnectionState, ConnectionActorRef } from '../machines/connection.machine.js';
 export type { SupervisorActorRef } from '../machines/supervisor.machine.js';
 export { PROTOCOL_VERSION } from './wire/constants.js';

@@ -3,7 +3,7 @@ import type { DeclaredProtocol } from './protocol.js';
 import { ConverseError } from './errors.js';
 import { MIN_MAX_MESSAGE_SIZE } from './wire/handshake.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';
-import type { Handlers } from './types.js';
+import type { Handlers } from './handlers.js';
 import {
   DEFAULT_CLOSE_TIMEOUT,
   DEFAULT_CONNECT_TIMEOUT,

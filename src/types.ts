@@ -36,28 +36,6 @@ export type ReplyOf<P, K extends keyof P> = IsAny<P> extends true ? any : P[K] e
 
 type IsAny<T> = 0 extends 1 & T ? true : false;
 
-/** Handlers for a protocol this side serves. */
-export type Handlers<Local, Remote> = {
-  [K in MessageType<Local>]?: (
-    event: EventFor<Local, K>,
-    ctx: HandlerContext<Local, Remote>,
-  ) => ReplyOf<Local, K> | Promise<ReplyOf<Local, K>>;
-};
-
-/** What a handler gets besides the event. */
-export interface HandlerContext<Local, Remote> {
-  /** The connection the message came on (ask the peer back through it). */
-  readonly connection: import('./connection/connection.js').Connection<Local, Remote>;
-  /** Aborts when the asker cancels or times out, or when the connection closes. */
-  readonly signal: AbortSignal;
-  /** True when the peer asked (it waits for the return value); false for a tell. */
-  readonly expectsReply: boolean;
-  /** The connection's session snapshot, after it took this message (when a `session` machine is used). */
-  readonly session: import('xstate').AnyMachineSnapshot | undefined;
-  /** True when the asker called `stream()`: the handler may return an async iterable of items. */
-  readonly streaming: boolean;
-}
-
 /** The items of a streamed reply: what the handler's async iterable yields. */
 export type StreamItemOf<P, K extends keyof P> = IsAny<P> extends true
   ? any
