@@ -14,6 +14,7 @@ import { spawn } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as library from '../../dist/src/index.js';
 import {
   ConverseError,
   connect,
@@ -84,10 +85,14 @@ async function client(name, options) {
   return connection;
 }
 
+/** Arguments that make this runtime run a script. */
+function scriptArgs(script, ...rest) {
+  return typeof globalThis.Deno !== 'undefined' ? ['run', '-A', script, ...rest] : [script, ...rest];
+}
+
 /** The same runtime running test/runtimes/server.mjs; resolves once it listens. */
 function childServer(name) {
-  const script = path.join(here, 'server.mjs');
-  const args = typeof globalThis.Deno !== 'undefined' ? ['run', '-A', script, name] : [script, name];
+  const args = scriptArgs(path.join(here, 'server.mjs'), name);
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'inherit'] });
   const exited = new Promise((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
   cleanups.push(async () => {
@@ -105,6 +110,19 @@ function childServer(name) {
 }
 
 console.log(`# interprocess-converse integration checks on ${runtime} (${process.platform}-${process.arch})`);
+
+await check('CommonJS require() gives the same exports as import', async () => {
+  const child = spawn(process.execPath, scriptArgs(path.join(here, 'require.cjs')), { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d) => (out += d));
+  child.stderr.setEncoding('utf8').on('data', (d) => (err += d));
+  const code = await new Promise((resolve) => child.once('exit', resolve));
+  equal(code, 0, `exit code (stderr: ${err})`);
+  const required = JSON.parse(out);
+  equal(required.exports, Object.keys(library).sort(), 'exports');
+  equal(required.machine, 'object', 'machines');
+});
 
 await check('ask, tell and send round trips; values msgpack carries come back as they went', async () => {
   const told = [];
