@@ -2,12 +2,13 @@
 // The benchmark: interprocess-converse against a raw net + msgpackr baseline and other IPC
 // libraries, each as a server process and a client process over a Unix socket.
 //
-//   node bench/run.mjs            full run (6–11 min on a 2-core VM), writes bench/RESULTS.md,
-//                                 bench/chart.svg and bench/results/latest.json
+//   node bench/run.mjs            full run (12–18 min on a 2-core VM), writes bench/RESULTS.md,
+//                                 bench/chart.svg, bench/results/latest.json and the README's
+//                                 performance section
 //   node bench/run.mjs --quick    a few seconds, tiny counts, every peer that installs; checks
 //                                 that everything still works (exit 1 if not); writes nothing
 //                                 in bench/ unless --out is given
-// Options: --reps N  --peers raw,library,...  --only s1s3,s4,s4big,s5,micro  --out FILE.json
+// Options: --reps N  --peers raw,library,...  --only s1s3,s4,s4big,s5,micro,soak  --out FILE.json
 //          --no-pin (do not pin server/client to CPUs 0/1)  --verbose
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,6 +19,7 @@ import { availablePeers, benchDir, cpuBusy, machine, PEERS } from './lib/env.mjs
 import { runPair } from './lib/proc.mjs';
 import { writeReport } from './lib/report.mjs';
 import { runMicro } from './micro-codec.mjs';
+import { runSoak } from './soak.mjs';
 
 const { values: opts } = parseArgs({
   options: {
@@ -40,6 +42,7 @@ const FULL = {
   s4big: { n: 10000, reps: 3, concurrency: 128, warmupClients: 10 },
   s5: { n: 1000, reps: 3, rounds: 20, concurrency: 128 },
   micro: { seconds: 0.6 },
+  soak: { seconds: 60 },
   timeoutMs: 300000,
 };
 const QUICK = {
@@ -50,6 +53,7 @@ const QUICK = {
   s4big: { n: 50, reps: 1, concurrency: 16, warmupClients: 2 },
   s5: { n: 20, reps: 1, rounds: 3, concurrency: 16 },
   micro: { seconds: 0.05 },
+  soak: { seconds: 1 },
   timeoutMs: 60000,
 };
 const config = opts.quick ? QUICK : FULL;
@@ -58,8 +62,11 @@ if (opts.reps) {
   config.peerReps = {};
   config.s4.reps = config.s4big.reps = config.s5.reps = Math.max(1, Math.min(config.reps, config.s4.reps));
 }
-const only = new Set((opts.only ?? 's1s3,s4,s4big,s5,micro').split(','));
-const MAX_MESSAGE_SIZE = 2 * MiB; // S3 sends 1 MiB + a few bytes of envelope: over the 1 MiB default
+const only = new Set((opts.only ?? 's1s3,s4,s4big,s5,micro,soak').split(','));
+// S3 sends 1 MiB + a few bytes of envelope. This library runs with its default options (the
+// target is S3 with defaults); the peers with a message limit get room for it.
+const MAX_MESSAGE_SIZE = 2 * MiB;
+const maxMessageSizeOf = (peerId) => (peerId === 'library' ? null : MAX_MESSAGE_SIZE);
 // Quick mode only checks that everything works: peers run side by side, unpinned.
 const pin = !opts['no-pin'] && !opts.quick;
 const parallel = opts.quick;
@@ -75,10 +82,11 @@ async function forPeers(list, fn) {
 const CORE = ['raw', 'library'];
 
 /** One server process and one client process; the client runs `task`. */
-// The library's server also reads its main thread's CPU time around each accept (S4), for the
-// "no accept stalls the loop" target; that costs it ~8 µs an accept, which only counts against it.
+// Every net-based server also reads its main thread's run-queue wait around each accept and each
+// handshake (S4), for the "no accept stalls the loop" target: ~5 µs a read, the same per accept
+// for every peer (the handshake's reads fall on peers that have one).
 const pair = (peerId, task, args) =>
-  runPair(peerId, task, args, { pin, timeoutMs: config.timeoutMs, maxMessageSize: MAX_MESSAGE_SIZE, log, serverArgs: { acceptCpu: peerId === 'library' } });
+  runPair(peerId, task, args, { pin, timeoutMs: config.timeoutMs, maxMessageSize: maxMessageSizeOf(peerId), log, serverArgs: { acceptCpu: true } });
 
 async function attempt(results, key, peerId, rep, task, args) {
   const started = performance.now();
@@ -170,6 +178,17 @@ async function main() {
     }
   }
 
+  if (only.has('soak')) {
+    const soakPeers = CORE.filter((p) => ids.includes(p));
+    try {
+      results.soak = await runSoak({ seconds: config.soak.seconds, peers: soakPeers, pin, log });
+    } catch (error) {
+      const message = String(error?.message ?? error).split('\n')[0];
+      log(`  ! soak: ${message}`);
+      results.errors.push({ scenario: 'soak', peer: soakPeers.join('+'), rep: 0, error: message });
+    }
+  }
+
   results.load.after = { loadavg: os.loadavg() };
   results.elapsedSec = (performance.now() - t0) / 1000;
   log(`done in ${fmt(results.elapsedSec, 1)} s`);
@@ -194,7 +213,7 @@ async function main() {
 function s4line(r) {
   const s = r.server;
   const perConn = (x) => (s.after[x] - s.base[x]) / r.n / 1024;
-  return `connect ${fmt(r.connectMs)} ms, asks ${fmt(r.askMs)} ms, server RSS ${fmt(perConn('rss'), 1)} KiB/conn heap ${fmt(perConn('heapUsed'), 1)} KiB/conn, loop max connecting ${fmt(s.loop.connect?.maxMs, 1)} ms (slowest accept ${fmt(s.loop.connect?.accept?.maxMs, 2)} ms wall, ${fmt(s.loop.connect?.accept?.maxCpuMs, 2)} ms run), asks ${fmt(s.loop.asks?.maxMs, 1)} ms`;
+  return `connect ${fmt(r.connectMs)} ms, asks ${fmt(r.askMs)} ms, server RSS ${fmt(perConn('rss'), 1)} KiB/conn heap ${fmt(perConn('heapUsed'), 1)} KiB/conn, loop max connecting ${fmt(s.loop.connect?.maxMs, 1)} ms (slowest accept ${fmt(s.loop.connect?.accept?.maxMs, 2)} ms wall, ${fmt(s.loop.connect?.accept?.maxCpuMs, 2)} ms run; with handshake ${fmt(s.loop.connect?.accept?.withHandshake?.maxRunMs, 2)} ms run, p50 ${fmt(s.loop.connect?.accept?.withHandshake?.p50RunMs * 1000, 0)} µs), asks ${fmt(s.loop.asks?.maxMs, 1)} ms`;
 }
 
 function summaryForQuick(results) {
@@ -206,6 +225,7 @@ function summaryForQuick(results) {
     s4big: Object.fromEntries(Object.entries(results.s4big).map(([k, v]) => [k, v.length])),
     s5: results.s5.library?.length ?? 0,
     micro: results.micro ? Object.keys(results.micro.results ?? {}).length : 0,
+    soak: Object.keys(results.soak?.results ?? {}),
     errors: results.errors,
     elapsedSec: results.elapsedSec,
   };

@@ -17,7 +17,7 @@ export function libraryModule(file) {
   return import(pathToFileURL(path.join(dist, file)).href);
 }
 
-export const PEERS = ['raw', 'library', 'vscode-jsonrpc', 'node-ipc', 'zeromq', 'grpc'];
+export const PEERS = ['raw', 'library', 'vscode-jsonrpc', 'node-ipc', 'node-ipc-9', 'zeromq', 'grpc'];
 
 export function packageVersion(pkg) {
   for (const dir of [path.join(benchDir, 'node_modules'), path.join(rootDir, 'node_modules')]) {

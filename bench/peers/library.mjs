@@ -20,7 +20,8 @@ export async function serve(path, options = {}) {
         return server.connections.size;
       },
     },
-    maxMessageSize: options.maxMessageSize,
+    // null (the benchmark's default for this library): the library's default.
+    maxMessageSize: options.maxMessageSize ?? undefined,
     maxConnections: options.maxConnections,
     // Every benchmark client runs as this one user: lift the per-user cap with the total one.
     maxConnectionsPerUid: options.maxConnections,
@@ -36,7 +37,7 @@ export async function serve(path, options = {}) {
 
 export async function connect(path, options = {}) {
   const connection = await converseConnect(path, {
-    maxMessageSize: options.maxMessageSize,
+    maxMessageSize: options.maxMessageSize ?? undefined,
     connectTimeout: 60000,
     replyTimeout: 60000,
     handlers: options.onEvent ? { tick: (event) => options.onEvent(event) } : undefined,
