@@ -37,7 +37,10 @@ export type InspectOption = Observer<InspectionEvent> | ((event: InspectionEvent
 export interface ConversationOptions<Local, Remote> {
   /** Per message type: `(event, ctx) => reply | Promise<reply>`. Without handlers, iterate the connection instead. */
   handlers?: Handlers<Local, Remote>;
-  /** Largest message body in bytes, both directions. @default 1048576 (1 MiB) */
+  /**
+   * Largest encoded message (frame body) in bytes that this side accepts; a connection sends at
+   * most the smaller of the two sides' values. @default 4194304 (4 MiB)
+   */
   maxMessageSize?: number;
   /** Default timeout of asks this side makes, ms. @default 5000 */
   replyTimeout?: number;

@@ -221,7 +221,7 @@ export function encodeFrame(value: unknown, checksum: boolean, maxBody: number):
   if (bodyLength > maxBody) {
     throw new ConverseError(
       'MESSAGE_TOO_LARGE',
-      `The message is ${bodyLength} bytes encoded, over the limit of ${maxBody} bytes agreed with the peer. Send it in parts or raise maxMessageSize on both sides. The connection is still usable.`,
+      `The message is ${bodyLength} bytes encoded, over the limit of ${maxBody} bytes agreed with the peer (the smaller of the two sides' maxMessageSize). Raise the maxMessageSize option of both listen() and connect() to at least ${bodyLength}, or send it in parts. The connection is still usable.`,
     );
   }
   const prefixLength = bodyLength <= LENGTH_INLINE_MAX ? 1 : bodyLength <= 0xffff ? 3 : bodyLength <= 0xffffffff ? 5 : 9;

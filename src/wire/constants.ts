@@ -54,7 +54,12 @@ export const LENGTH_INLINE_MAX = 0xfb;
 export const MAX_LENGTH_PREFIX = 9;
 export const CHECKSUM_SIZE = 4;
 
-export const DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024;
+/**
+ * 4 MiB: room for the large messages local IPC commonly carries (a 1 MiB chunk with its fields, a
+ * screenshot, a document) with the envelope on top, as gRPC's default receive limit does; larger
+ * transfers are better sent in parts (a streamed reply). See docs/PROTOCOL.md §3.3.
+ */
+export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024;
 export const DEFAULT_REPLY_TIMEOUT = 5000;
 export const DEFAULT_HANDSHAKE_TIMEOUT = 5000;
 export const DEFAULT_CONNECT_TIMEOUT = 5000;

@@ -144,7 +144,7 @@ export class FrameDecoder {
       return this.fail(new ConverseError('PROTOCOL_ERROR', `The peer sent a frame with the reserved length marker 0x${first.toString(16)}. The connection was closed; the peer does not follow docs/PROTOCOL.md.`));
     }
     if (length > this.maxMessageSize) {
-      return this.fail(new ConverseError('RECEIVED_MESSAGE_TOO_LARGE', `The peer sent a frame of ${length} bytes, over this side's maxMessageSize of ${this.maxMessageSize} bytes. The connection was closed; raise maxMessageSize on both sides if such messages are expected.`));
+      return this.fail(new ConverseError('RECEIVED_MESSAGE_TOO_LARGE', `The peer sent a frame of ${length} bytes, over this side's maxMessageSize of ${this.maxMessageSize} bytes. The connection was closed; if such messages are expected, raise the maxMessageSize option of both listen() and connect() to at least ${length}.`));
     }
     let headerEnd = pos + prefix;
     if (this.checksum) {

@@ -57,6 +57,23 @@ describe('maxMessageSize', () => {
     expect(((await connection.ask({ type: 'echo', value: exact })) as Uint8Array).length).toBe(n);
   });
 
+  it('with default options a 1 MiB payload and its fields crosses both ways; past the 4 MiB default the error names the option and the size to raise it to', async () => {
+    const { name } = await startServer();
+    const connection = await connectClient(name);
+    const payload = new Uint8Array(1024 * 1024).map((_, i) => i % 251);
+    const back = (await connection.ask({ type: 'echo', value: { data: payload, len: payload.length, note: 'a 1 MiB chunk' } })) as { data: Uint8Array; len: number };
+    expect(back.len).toBe(payload.length);
+    expect(Buffer.compare(Buffer.from(back.data), Buffer.from(payload))).toBe(0);
+
+    const tooBig = new Uint8Array(4 * 1024 * 1024);
+    const error = await rejectionOf(connection.ask({ type: 'echo', value: tooBig }));
+    expect(error.code).toBe('MESSAGE_TOO_LARGE');
+    const encoded = askBodySize({ type: 'echo', value: tooBig }, 1);
+    expect(error.message).toContain('over the limit of 4194304 bytes');
+    expect(error.message).toContain(`Raise the maxMessageSize option of both listen() and connect() to at least ${encoded}`);
+    expect(await connection.ask({ type: 'add', a: 1, b: 2 })).toBe(3);
+  });
+
   it('the limit agreed is the smaller of the two sides’ (a client with a larger limit cannot send past the server’s)', async () => {
     const { name } = await startServerProcess({ maxMessageSize: LIMIT });
     const connection = await connectClient(name, { maxMessageSize: 1024 * 1024 });
@@ -86,6 +103,8 @@ describe('maxMessageSize', () => {
       await raw.closed; // the server closes the connection at once: nothing of the body was needed
       await waitUntil(() => errors.length > before, 'the server reported the connection error');
       expect(errors.at(-1)!.code).toBe('RECEIVED_MESSAGE_TOO_LARGE');
+      // The message says which option to raise, and to what.
+      expect(errors.at(-1)!.message).toContain('raise the maxMessageSize option of both listen() and connect() to at least');
     }
 
     // Meanwhile the other client is served as usual.

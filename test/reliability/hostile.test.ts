@@ -10,6 +10,7 @@
 import { pack, Packr } from 'msgpackr';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ConverseError } from '../../src/index.js';
+import { DEFAULT_MAX_MESSAGE_SIZE } from '../../src/wire/constants.js';
 import { cleanup, sleep, waitUntil } from '../helpers/cleanup.js';
 import { FrameReader, frame, handshakeBytes, parseHandshake, rawConnect, type RawPeer } from '../helpers/raw.js';
 import { connectClient, startServer } from '../helpers/scenario.js';
@@ -138,14 +139,17 @@ describe('hostile bytes from a raw socket', () => {
     expect(await good.ask({ type: 'echo', value: { after: c.name } })).toEqual({ after: c.name });
   });
 
-  it('a frame declaring 1 MiB + 1 is rejected after reading its header: no buffer of that size is allocated', async () => {
+  it('a frame declaring the default limit (4 MiB) + 1 is rejected after reading its header: no buffer of that size is allocated', async () => {
     const { name, errors, good } = await hostileSetup();
     const allocUnsafe = vi.spyOn(Buffer, 'allocUnsafe');
     const alloc = vi.spyOn(Buffer, 'alloc');
     const allocUnsafeSlow = vi.spyOn(Buffer, 'allocUnsafeSlow');
     try {
-      // 0xfd + u32 1,048,577, and the first bytes of a body (so a buffering decoder would have started one).
-      await attack(name, { handshake: true, bytes: Buffer.concat([Buffer.from([0xfd, 0x00, 0x10, 0x00, 0x01]), Buffer.alloc(1000, 0x90)]) });
+      // 0xfd + u32 (default limit + 1), and the first bytes of a body (so a buffering decoder would have started one).
+      const header = Buffer.alloc(5);
+      header[0] = 0xfd;
+      header.writeUInt32BE(DEFAULT_MAX_MESSAGE_SIZE + 1, 1);
+      await attack(name, { handshake: true, bytes: Buffer.concat([header, Buffer.alloc(1000, 0x90)]) });
       const big = (spy: { mock: { calls: unknown[][] } }) => spy.mock.calls.filter(([size]) => typeof size === 'number' && size > 64 * 1024);
       expect(big(allocUnsafe)).toEqual([]);
       expect(big(alloc)).toEqual([]);
