@@ -108,17 +108,39 @@ const crc32: (data: Uint8Array) => number =
     : crc32Fallback;
 
 /**
+ * Thrown by `prepare` where a value cannot be sent, when it runs without paths: the one place
+ * that catches it walks the value again with paths, for the error message. One object, made once.
+ */
+const CANNOT_SEND = new Error('cannot send');
+
+/**
+ * Prepare a value for packing (see `prepare`); the error names the path of what cannot be sent.
+ * The first walk builds no path strings (a message is walked on every send; the paths are only
+ * for the error message): where it finds a problem, a second walk with paths explains it.
+ */
+function prepareMessage(value: unknown, root: string): unknown {
+  try {
+    return prepare(value, 0, undefined);
+  } catch (error) {
+    if (error !== CANNOT_SEND) throw error;
+  }
+  prepare(value, 0, root); // throws ENCODE_FAILED with the path
+  throw encodeError(`${root} changed while it was being encoded`);
+}
+
+/**
  * Prepare a value for packing: wraps Maps and Sets in their carriers (copying only the path to
  * them, so the common Map-free message is returned as is), enforces the nesting limit (which
  * also catches cycles), and rejects what cannot cross faithfully (functions, symbols, Errors,
- * RegExps) instead of letting msgpackr silently drop or mangle it.
+ * RegExps) instead of letting msgpackr silently drop or mangle it. `path` is undefined on the
+ * fast walk (problems throw CANNOT_SEND) and the value's path on the explaining walk.
  */
-function prepare(value: unknown, depth: number, path: string): unknown {
+function prepare(value: unknown, depth: number, path: string | undefined): unknown {
   if (typeof value !== 'object' || value === null) return prepareScalar(value, path);
   if (ArrayBuffer.isView(value)) return value;
   if (value instanceof Date) {
     // msgpackr would write an invalid Date as a 1-byte timestamp, which is not valid MessagePack.
-    if (Number.isNaN(value.getTime())) throw encodeError(`${path} is an invalid Date`);
+    if (Number.isNaN(value.getTime())) throw cannotSend(path, 'is an invalid Date');
     return value;
   }
   // `depth` counts the containers around `value`. The receiver's scan counts every array and map
@@ -126,13 +148,13 @@ function prepare(value: unknown, depth: number, path: string): unknown {
   // whatever this side encodes the peer can decode.
   const levels = value instanceof Map || value instanceof Set ? 2 : 1;
   if (depth + levels > MAX_NESTING_DEPTH) {
-    throw encodeError(`${path} is nested deeper than ${MAX_NESTING_DEPTH} levels (or the value has a cycle)`);
+    throw cannotSend(path, `is nested deeper than ${MAX_NESTING_DEPTH} levels (or the value has a cycle)`);
   }
   if (Array.isArray(value)) {
     let copy: unknown[] | undefined;
     for (let i = 0; i < value.length; i++) {
       const item = value[i];
-      const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, `${path}[${i}]`) : prepareLeaf(item, path, i);
+      const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, path === undefined ? undefined : `${path}[${i}]`) : prepareLeaf(item, path, i);
       if (prepared !== item) {
         copy ??= value.slice();
         copy[i] = prepared;
@@ -144,25 +166,25 @@ function prepare(value: unknown, depth: number, path: string): unknown {
     const flat: unknown[] = new Array(value.size * 2);
     let i = 0;
     for (const [k, v] of value) {
-      flat[i++] = prepare(k, depth + 2, `${path}<key>`);
-      flat[i++] = prepare(v, depth + 2, `${path}<value>`);
+      flat[i++] = prepare(k, depth + 2, path === undefined ? undefined : `${path}<key>`);
+      flat[i++] = prepare(v, depth + 2, path === undefined ? undefined : `${path}<value>`);
     }
     return new WireMap(flat);
   }
   if (value instanceof Set) {
     const members: unknown[] = [];
-    for (const m of value) members.push(prepare(m, depth + 2, `${path}<member>`));
+    for (const m of value) members.push(prepare(m, depth + 2, path === undefined ? undefined : `${path}<member>`));
     return new WireSet(members);
   }
   if (value instanceof Error || value instanceof RegExp || value instanceof Promise) {
-    throw encodeError(`${path} is ${value.constructor.name === 'Error' ? 'an Error' : `a ${value.constructor.name}`}, which cannot be sent; send a plain object (for example { name, message }) instead`);
+    throw cannotSend(path, `is ${value.constructor.name === 'Error' ? 'an Error' : `a ${value.constructor.name}`}, which cannot be sent; send a plain object (for example { name, message }) instead`);
   }
   let copy: Record<string, unknown> | undefined;
   for (const key in value) {
     // The receiver refuses a "__proto__" key (it would be renamed or pollute a prototype).
-    if (key === '__proto__') throw encodeError(`${path} has a "__proto__" key, which cannot be sent`);
+    if (key === '__proto__') throw cannotSend(path, 'has a "__proto__" key, which cannot be sent');
     const item = (value as Record<string, unknown>)[key];
-    const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, `${path}.${key}`) : prepareLeaf(item, path, key);
+    const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, path === undefined ? undefined : `${path}.${key}`) : prepareLeaf(item, path, key);
     if (prepared !== item) {
       copy ??= { ...(value as Record<string, unknown>) };
       copy[key] = prepared;
@@ -176,7 +198,7 @@ function prepare(value: unknown, depth: number, path: string): unknown {
  * would write a number beyond 32 bits as a float 64, and every bigint as 9 bytes), functions and
  * symbols are refused. The common case (a small number, a string) returns at the first test.
  */
-function prepareScalar(item: unknown, path: string): unknown {
+function prepareScalar(item: unknown, path: string | undefined): unknown {
   switch (typeof item) {
     case 'number':
       // Outside int32/uint32 but a safe integer: uint 64 / int 64 rather than float 64.
@@ -184,19 +206,24 @@ function prepareScalar(item: unknown, path: string): unknown {
       return item;
     case 'bigint':
       if (item >= -0x80000000n && item < 0x100000000n) return Number(item); // the shortest int format
-      if (item < INT64_MIN || item > UINT64_MAX) throw encodeError(`${path} is a bigint outside the 64-bit range (−2^63 … 2^64−1)`);
+      if (item < INT64_MIN || item > UINT64_MAX) throw cannotSend(path, 'is a bigint outside the 64-bit range (−2^63 … 2^64−1)');
       return new WireInt(item);
     case 'function':
     case 'symbol':
-      throw encodeError(`${path} is a ${typeof item}, which cannot be sent`);
+      throw cannotSend(path, `is a ${typeof item}, which cannot be sent`);
     default:
       return item;
   }
 }
 
-function prepareLeaf(item: unknown, path: string, key: string | number): unknown {
+function prepareLeaf(item: unknown, path: string | undefined, key: string | number): unknown {
   if (typeof item === 'string' || typeof item === 'boolean' || item === undefined || item === null) return item;
-  return prepareScalar(item, typeof key === 'number' ? `${path}[${key}]` : `${path}.${key}`);
+  return prepareScalar(item, path === undefined ? undefined : typeof key === 'number' ? `${path}[${key}]` : `${path}.${key}`);
+}
+
+/** The error for a value at `path` that cannot be sent; on the fast walk (no path), CANNOT_SEND. */
+function cannotSend(path: string | undefined, what: string): Error {
+  return path === undefined ? CANNOT_SEND : encodeError(`${path} ${what}`);
 }
 
 function encodeError(what: string): ConverseError {
@@ -212,7 +239,7 @@ export function encodeFrame(value: unknown, checksum: boolean, maxBody: number):
   const reserve = MAX_LENGTH_PREFIX + (checksum ? CHECKSUM_SIZE : 0);
   let packed: Buffer;
   try {
-    packed = packr.pack(prepare(value, 0, 'message'), RESERVE_START_SPACE | reserve) as Buffer;
+    packed = packr.pack(prepareMessage(value, 'message'), RESERVE_START_SPACE | reserve) as Buffer;
   } catch (error) {
     if (error instanceof ConverseError) throw error;
     throw new ConverseError('ENCODE_FAILED', `Cannot encode the message: ${(error as Error).message}.`, { cause: error });
@@ -253,7 +280,7 @@ function writeLengthPrefix(target: Buffer, at: number, length: number, prefixLen
 
 /** Encode a value as a bare MessagePack body (used for the handshake extension). */
 export function encodeValue(value: unknown): Buffer {
-  return packr.pack(prepare(value, 0, 'value')) as Buffer;
+  return packr.pack(prepareMessage(value, 'value')) as Buffer;
 }
 
 /**

@@ -403,6 +403,14 @@ describe('encodeFrame: ENCODE_FAILED', () => {
     }
   });
 
+  it('names the path of what cannot be sent (found on a second walk: the first builds no paths)', () => {
+    const fn = (): void => {};
+    expect(expectCode(() => encodeFrame({ deep: { er: [{ f: fn }] } }, false, LIMIT), 'ENCODE_FAILED').message).toContain('message.deep.er[0].f is a function');
+    expect(expectCode(() => encodeFrame([1, 2, { when: new Date(Number.NaN) }], false, LIMIT), 'ENCODE_FAILED').message).toContain('message[2].when is an invalid Date');
+    expect(expectCode(() => encodeFrame({ m: new Map([['k', { s: Symbol('x') }]]) }, false, LIMIT), 'ENCODE_FAILED').message).toContain('message.m<value>.s is a symbol');
+    expect(expectCode(() => encodeFrame({ n: 2n ** 70n }, false, LIMIT), 'ENCODE_FAILED').message).toContain('message.n is a bigint outside');
+  });
+
   it('refuses Error, RegExp and Promise objects (with a hint to send a plain object)', () => {
     const error = expectCode(() => encodeFrame({ e: new Error('x') }, false, LIMIT), 'ENCODE_FAILED');
     expect(error.message).toMatch(/plain object/);
