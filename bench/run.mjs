@@ -10,6 +10,7 @@
 //                                 in bench/ unless --out is given
 // Options: --reps N  --peers raw,library,...  --only s1s3,s4,s4big,s5,micro,soak  --out FILE.json
 //          --no-pin (do not pin server/client to CPUs 0/1)  --verbose
+//          (with --out, nothing but that file is written: RESULTS.md and the README stay as they are)
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -199,7 +200,8 @@ async function main() {
     fs.mkdirSync(path.dirname(out), { recursive: true });
     fs.writeFileSync(out, JSON.stringify(results, null, 1));
   }
-  if (!opts.quick) {
+  // RESULTS.md, the chart and the README describe bench/results/latest.json: only a run that wrote it refreshes them.
+  if (!opts.quick && !opts.out) {
     const written = writeReport();
     log(`wrote ${written.join(', ')}`);
   } else {
