@@ -16,6 +16,7 @@ import { parseArgs } from 'node:util';
 import { connect } from './client.js';
 import type { Connection } from './connection/connection.js';
 import { introspect, libraryVersion, type ConnectionInfo, type IntrospectionEvent, type ServerInfo } from './introspection.js';
+import { runConformance } from './conformance/cli.js';
 
 const NAME = 'interprocess-converse';
 
@@ -40,6 +41,8 @@ Usage:
   ${NAME} connections <socket>                the connections and their states (alias: ls)
   ${NAME} monitor <socket>                    stream connection state changes until Ctrl-C
   ${NAME} dashboard <socket>                  serve the live web dashboard for the daemon
+  ${NAME} conformance server <socket>         test another implementation's server (--help)
+  ${NAME} conformance client -- <command…>    test another implementation's client (--help)
   ${NAME} help [command]
 
 Options:
@@ -549,6 +552,10 @@ function parse(argv: string[]): { command: string | undefined; positionals: stri
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // The conformance kit has its own arguments (a client command is passed through untouched).
+  if (argv[0] === 'conformance') {
+    return runConformance(argv.slice(1), (text) => process.stdout.write(text), (text) => process.stderr.write(text));
+  }
   let parsed: ReturnType<typeof parse>;
   try {
     parsed = parse(argv);
