@@ -248,10 +248,12 @@ function clock(at: number): string {
   return `${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}.${p(d.getMilliseconds(), 3)}`;
 }
 
-function peer(info: { peer: { pid?: number; uid?: number } }): string {
+function peer(info: { peer: { pid?: number; uid?: number; subject?: Record<string, string>; address?: string } }): string {
   const parts: string[] = [];
   if (info.peer.pid !== undefined) parts.push(`pid ${info.peer.pid}`);
   if (info.peer.uid !== undefined) parts.push(`uid ${info.peer.uid}`);
+  if (info.peer.subject?.CN !== undefined) parts.push(`CN=${info.peer.subject.CN}`);
+  else if (info.peer.address !== undefined) parts.push(info.peer.address);
   return parts.join(' ') || 'peer unknown';
 }
 

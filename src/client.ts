@@ -6,8 +6,9 @@ import { Connection } from './connection/connection.js';
 import { ConverseError, connectionClosedError } from './errors.js';
 import { resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
 import { ReconnectingConnection, resolveReconnectPolicy } from './reconnect.js';
-import { connectSocket } from './transport/connector.js';
-import { peerCredentialsUnavailableReason, readPeerCredentials, sayIfPeerCredentialsUnavailable } from './transport/peer-credentials.js';
+import { parseAddress } from './transport/address.js';
+import { connectTransport } from './transport/dispatch.js';
+import { peerCredentialsUnavailableReason } from './transport/peer-credentials.js';
 
 /**
  * Connect to the server at `name`; resolves once the handshake has completed.
@@ -37,15 +38,13 @@ export async function connect<ServerApi = any, ClientApi = any>(
 
 /** One physical connection: socket, server identity check, connection actor, handshake. */
 async function establish(name: string, id: string, resolved: ResolvedOptions, options: ConnectOptions<any, any>, waitForServer: boolean): Promise<ConnectionCore> {
-  sayIfPeerCredentialsUnavailable();
-  const socket = await connectSocket(name, { timeout: resolved.connectTimeout, waitForServer });
-  const peer = readPeerCredentials(socket);
+  const { socket, peer } = await connectTransport(name, { timeout: resolved.connectTimeout, waitForServer }, options);
   if (options.expectServerUid !== undefined && peer.uid !== options.expectServerUid) {
     socket.destroy();
     throw new ConverseError(
       'ACCESS_DENIED',
       peer.uid === undefined
-        ? `Cannot verify the server's uid at "${name}": no peer credentials (${peerCredentialsUnavailableReason ?? 'this platform does not report them'}), and expectServerUid is set; refusing to talk to it.`
+        ? `Cannot verify the server's uid at "${name}": no peer credentials (${parseAddress(name).kind !== 'local' ? 'only local sockets carry them; over TLS check connection.peer.fingerprint instead' : (peerCredentialsUnavailableReason ?? 'this platform does not report them')}), and expectServerUid is set; refusing to talk to it.`
         : `The server at "${name}" runs as uid ${peer.uid}, not the expected uid ${options.expectServerUid}: another process may have taken the name. Nothing was sent to it.`,
     );
   }

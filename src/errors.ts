@@ -38,6 +38,10 @@ export const ErrorCodes = {
   PEER_NOT_READING: 'PEER_NOT_READING',
   /** An argument to a library call is invalid (a programming error on this side). */
   INVALID_ARGUMENT: 'INVALID_ARGUMENT',
+  /** Plain `tcp://` to or on a non-loopback address without `allowInsecureNetwork: true`. */
+  INSECURE_NETWORK: 'INSECURE_NETWORK',
+  /** An optional integration is needed but not installed (e.g. `@nats-io/transport-node` for `nats://`). */
+  MISSING_DEPENDENCY: 'MISSING_DEPENDENCY',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

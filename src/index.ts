@@ -38,3 +38,5 @@ export {
   type WatchStart,
 } from './introspection.js';
 export { serveDashboard, machineGraph, type Dashboard, type DashboardOptions, type DashboardState, type MachineGraph } from './dashboard/index.js';
+export type { TlsOptions } from './transport/network.js';
+export type { NatsOptions } from './transport/nats/options.js';

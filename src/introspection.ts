@@ -199,10 +199,13 @@ export function describeConnection(connection: Connection, now = Date.now()): Co
 }
 
 function copyPeer(peer: PeerCredentials): PeerCredentials {
-  const copy: { pid?: number; uid?: number; gid?: number } = {};
+  const copy: { -readonly [K in keyof PeerCredentials]: PeerCredentials[K] } = {};
   if (peer.pid !== undefined) copy.pid = peer.pid;
   if (peer.uid !== undefined) copy.uid = peer.uid;
   if (peer.gid !== undefined) copy.gid = peer.gid;
+  if (peer.subject !== undefined) copy.subject = { ...peer.subject };
+  if (peer.fingerprint !== undefined) copy.fingerprint = peer.fingerprint;
+  if (peer.address !== undefined) copy.address = peer.address;
   return copy;
 }
 

@@ -1,11 +1,11 @@
 import { introspectionPlugin, validateIntrospectionOptions } from './introspection.js';
 import { resolveOptions, type ListenOptions } from './options.js';
 import { Server } from './server.js';
-import { bindListener } from './transport/listener.js';
-import { sayIfPeerCredentialsUnavailable } from './transport/peer-credentials.js';
+import { bindTransport } from './transport/dispatch.js';
 
 /**
- * Bind `name` and start accepting. Resolves once the socket is listening.
+ * Bind `name` and start accepting. Resolves once the socket is listening. A plain name or path is
+ * a local socket; `tcp://host:port`, `tls://host:port` and `nats://host:port/<service>` pick those transports.
  * Connections are `Connection<ServerApi, ClientApi>`: they serve `ServerApi` and can ask `ClientApi`.
  */
 export async function listen<ServerApi = any, ClientApi = any>(
@@ -14,12 +14,20 @@ export async function listen<ServerApi = any, ClientApi = any>(
 ): Promise<Server<ServerApi, ClientApi>> {
   const resolved = resolveOptions(options);
   validateIntrospectionOptions(options.introspection);
-  const bound = await bindListener(name, { backlog: options.backlog, socketMode: options.socketMode });
-  sayIfPeerCredentialsUnavailable();
+  // The name picks the transport: a local socket, tcp://, tls:// or nats://.
+  const bound = await bindTransport(name, {
+    backlog: options.backlog,
+    socketMode: options.socketMode,
+    tls: options.tls,
+    allowInsecureNetwork: options.allowInsecureNetwork,
+    nats: options.nats,
+    maxConnections: resolved.maxConnections,
+    handshakeTimeout: resolved.handshakeTimeout,
+  });
   const access = {
     allow: options.allow,
     allowUids: options.allowUids === undefined ? undefined : new Set(options.allowUids),
   };
   // Introspection is a plug-in: the server itself knows nothing of it.
-  return new Server<ServerApi, ClientApi>(name, bound, resolved, options.inspect, access, (server) => introspectionPlugin(server, resolved, options.introspection));
+  return new Server<ServerApi, ClientApi>(bound.name, bound, resolved, options.inspect, access, (server) => introspectionPlugin(server, resolved, options.introspection));
 }

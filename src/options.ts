@@ -2,6 +2,8 @@ import type { AnyStateMachine, InspectionEvent, Observer } from 'xstate';
 import type { DeclaredProtocol } from './protocol.js';
 import { ConverseError } from './errors.js';
 import { MIN_MAX_MESSAGE_SIZE } from './wire/handshake.js';
+import type { NatsOptions } from './transport/nats/options.js';
+import type { TlsOptions } from './transport/network.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';
 import type { Handlers } from './handlers.js';
 import {
@@ -78,6 +80,20 @@ export interface ConversationOptions<Local, Remote> {
    * reaches a final state, the connection closes gracefully.
    */
   session?: AnyStateMachine;
+  /**
+   * For `tls://` names: PEM contents as node:tls takes them. A server needs `key` and `cert`, and
+   * with `requestCert` (the default) `ca`, the CA its clients' certificates must chain to; a client
+   * needs `ca` to verify the server (else the system's CAs) and `key`/`cert` when the server asks.
+   */
+  tls?: TlsOptions;
+  /**
+   * Plain `tcp://` is refused on any address that is not loopback (INSECURE_NETWORK): it is
+   * unencrypted and proves nothing about the peer. `true` allows it, for networks you trust.
+   * @default false
+   */
+  allowInsecureNetwork?: boolean;
+  /** For `nats://` names: how to reach NATS, stream liveness and flow control. */
+  nats?: NatsOptions;
 }
 
 export interface ListenOptions<Local, Remote> extends ConversationOptions<Local, Remote> {
@@ -94,9 +110,10 @@ export interface ListenOptions<Local, Remote> extends ConversationOptions<Local,
   /** File mode of the socket file. The default lets only this user connect. @default 0o600 */
   socketMode?: number;
   /**
-   * Decide per peer, from its kernel-reported credentials, whether it may connect. Refused peers
-   * get ACCESS_DENIED. A predicate that throws refuses. With `allow` or `allowUids` set and no
-   * credentials available on this platform, every peer is refused (fail closed).
+   * Decide per peer, from its kernel-reported credentials (local sockets) or its verified
+   * certificate (`subject`, `fingerprint` over TLS), whether it may connect. Refused peers get
+   * ACCESS_DENIED. A predicate that throws refuses. With `allow` or `allowUids` set and no identity
+   * available (no peer credentials on this platform, plain TCP, NATS), every peer is refused (fail closed).
    */
   allow?: (peer: PeerCredentials) => boolean;
   /** Only these uids may connect (checked with `allow` when both are given: both must pass). */

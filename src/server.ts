@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events';
-import type * as net from 'node:net';
+import type { Duplex } from 'node:stream';
 import { nanoid } from 'nanoid';
 import { createActor, waitFor, type AnyStateMachine } from 'xstate';
 import { connectionMachine } from '../machines/connection.machine.js';
@@ -17,8 +17,9 @@ import { ConnectionCore } from './connection/core.js';
 import { Connection } from './connection/connection.js';
 import { ConverseError } from './errors.js';
 import type { ListenOptions, ResolvedOptions } from './options.js';
-import type { BoundListener } from './transport/listener.js';
-import { peerCredentialsUnavailableReason, readPeerCredentials, type PeerCredentials } from './transport/peer-credentials.js';
+import { parseAddress, type TransportAddress } from './transport/address.js';
+import { peerCredentialsUnavailableReason, type PeerCredentials } from './transport/peer-credentials.js';
+import type { TransportListener } from './transport/transport.js';
 import type { EventOf, MessageFields, MessageType } from './types.js';
 import { FrameKind } from './wire/constants.js';
 import { encodeReject } from './wire/handshake.js';
@@ -71,7 +72,7 @@ export class Server<ServerApi = any, ClientApi = any>
   extends EventEmitter<ServerEvents<ServerApi, ClientApi>>
   implements AsyncIterable<Connection<ServerApi, ClientApi>>
 {
-  /** The name the server listens on. */
+  /** The name the server listens on (for `tcp://…:0`, with the port it got). */
   readonly name: string;
   /** The supervisor actor: the root of the server's supervision tree. */
   readonly actor: SupervisorActorRef;
@@ -96,7 +97,7 @@ export class Server<ServerApi = any, ClientApi = any>
   /** @internal Use `listen()`. */
   constructor(
     name: string,
-    private readonly bound: BoundListener,
+    private readonly bound: TransportListener,
     private readonly options: ResolvedOptions,
     inspect: ListenOptions<ServerApi, ClientApi>['inspect'],
     private readonly access: AccessPolicy,
@@ -131,8 +132,9 @@ export class Server<ServerApi = any, ClientApi = any>
       inspect,
     });
     this.actor.start();
-    // Every accepted socket becomes a SOCKET.ACCEPTED event; the supervisor spawns or refuses it.
-    bound.server.on('connection', (socket: net.Socket) => this.actor.send(this.prepareConnection(socket)));
+    // Every accepted stream becomes a SOCKET.ACCEPTED event; the supervisor spawns or refuses it.
+    bound.onConnection = ({ socket, peer }) => this.actor.send(this.prepareConnection(socket, peer));
+    bound.onRefused = (error) => this.emit('connectionError', error instanceof ConverseError ? error : new ConverseError('HANDSHAKE_FAILED', error.message, { cause: error }), undefined);
   }
 
   /** The live connections (handshake done, not yet closed), keyed by connection id. */
@@ -201,11 +203,10 @@ export class Server<ServerApi = any, ClientApi = any>
   }
 
   /** Build the plain-code side of a new connection; the supervisor decides whether it lives. */
-  private prepareConnection(socket: net.Socket): AcceptedSocketEvent {
+  private prepareConnection(socket: Duplex, peer: PeerCredentials): AcceptedSocketEvent {
     const id = nanoid();
     // The child actor's id is recycled (see takeActorId); the connection's public id is the nanoid.
     const actorId = this.takeActorId();
-    const peer = readPeerCredentials(socket);
     const core = new ConnectionCore(socket, {
       role: 'server',
       handlers: this.options.handlers,
@@ -260,8 +261,9 @@ export class Server<ServerApi = any, ClientApi = any>
   private deniedByPolicy(peer: PeerCredentials): boolean {
     const { allow, allowUids } = this.access;
     if (allow === undefined && allowUids === undefined) return false;
-    if (peer.uid === undefined) return true; // fail closed: we cannot tell who it is
-    if (allowUids !== undefined && !allowUids.has(peer.uid)) return true;
+    // Fail closed: the transport could not tell who it is (no kernel credentials, no verified certificate).
+    if (peer.uid === undefined && peer.fingerprint === undefined) return true;
+    if (allowUids !== undefined && (peer.uid === undefined || !allowUids.has(peer.uid))) return true;
     if (allow === undefined) return false;
     try {
       return allow(peer) !== true;
@@ -282,7 +284,7 @@ export class Server<ServerApi = any, ClientApi = any>
         : why === 'total'
           ? `the server is at its limit of ${this.options.maxConnections} connections`
           : why === 'policy'
-            ? accessDeniedMessage((core.facade as Connection).peer.uid)
+            ? accessDeniedMessage((core.facade as Connection).peer, parseAddress(this.name).kind)
             : 'the server is shutting down';
     socket.on('error', () => {});
     socket.resume(); // discard the client's HELLO so the close completes
@@ -293,11 +295,16 @@ export class Server<ServerApi = any, ClientApi = any>
 }
 
 /**
- * Why a peer was refused. When its uid is unknown, the cause is the server's missing peer
- * credentials: say so (the details, which may name files, went to the server's own warning).
+ * Why a peer was refused, naming it as its transport identifies it: by uid on a local socket, by
+ * certificate over TLS. When nothing identifies it, say why (on a local socket the server's missing
+ * peer credentials; the details, which may name files, went to the server's own warning).
  */
-function accessDeniedMessage(uid: number | undefined): string {
-  if (uid !== undefined) return `this peer (uid ${uid}) is not allowed to connect`;
+function accessDeniedMessage(peer: PeerCredentials, transport: TransportAddress['kind']): string {
+  if (peer.uid !== undefined) return `this peer (uid ${peer.uid}) is not allowed to connect`;
+  if (peer.subject !== undefined) return `this peer (certificate ${Object.entries(peer.subject).map(([k, v]) => `${k}=${v}`).join(', ')}) is not allowed to connect`;
+  if (transport === 'tcp') return `this peer (at ${peer.address ?? 'an unknown address'}) has no verified identity over plain TCP, and the server's allow/allowUids need one: use tls:// with client certificates`;
+  if (transport === 'tls') return `this peer presented no client certificate (requestCert is off), and the server's allow/allowUids need one`;
+  if (transport === 'nats') return `NATS tells a server nothing verified about a client, and the server's allow/allowUids need an identity: control access with NATS permissions instead`;
   const why = peerCredentialsUnavailableReason === undefined ? 'this platform does not report them' : 'its peer-credential addon is not loaded';
   return `this peer's uid is unknown because the server has no peer credentials (${why}), and its allow/allowUids need them`;
 }

@@ -31,11 +31,21 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { debuglog } from 'node:util';
 
-/** Credentials as the kernel reports them; a field is `undefined` where the platform cannot tell. */
+/**
+ * Who the peer is, as something other than the peer vouches for it: on a local socket the kernel
+ * (pid, uid, gid); over TLS the peer's certificate, verified against the configured CA (subject,
+ * fingerprint). A field is `undefined` where the transport cannot tell.
+ */
 export interface PeerCredentials {
   readonly pid?: number;
   readonly uid?: number;
   readonly gid?: number;
+  /** TLS: the verified peer certificate's subject, e.g. `{ CN: 'worker-1', O: 'Acme' }`. */
+  readonly subject?: Readonly<Record<string, string>>;
+  /** TLS: SHA-256 fingerprint of the peer certificate, colon-separated hex (`AB:12:…`). */
+  readonly fingerprint?: string;
+  /** TCP and TLS: the peer's address and port as seen here (`127.0.0.1:53122`); for logs, not for trust. */
+  readonly address?: string;
 }
 
 interface PeerCredAddon {
