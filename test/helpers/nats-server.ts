@@ -3,6 +3,7 @@
  * the end. Debian packages it as `nats-server`; .ci/run installs it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
 import * as net from 'node:net';
 
 export interface NatsServer {
@@ -35,7 +36,9 @@ async function reachable(port: number): Promise<boolean> {
 
 export async function startNatsServer(port?: number): Promise<NatsServer> {
   port ??= await freePort();
-  const child: ChildProcess = spawn('nats-server', ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Debian installs it in /usr/sbin, which a non-root PATH may lack.
+  const binary = fs.existsSync('/usr/sbin/nats-server') ? '/usr/sbin/nats-server' : 'nats-server';
+  const child: ChildProcess = spawn(binary, ['-a', '127.0.0.1', '-p', String(port)], { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr!.setEncoding('utf8').on('data', (chunk: string) => (stderr = (stderr + chunk).slice(-4000)));
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
