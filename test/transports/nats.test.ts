@@ -96,7 +96,7 @@ describe('nats://host:port/<service>', () => {
     expect(done).toBeLessThan(400);
     const seen: number[] = [];
     for await (const message of client) {
-      seen.push((message.event as { i: number }).i);
+      seen.push((message.event as unknown as { i: number }).i);
       if (seen.length === 400) break;
     }
     await Promise.all(tells);
