@@ -48,8 +48,8 @@ function privateRuntimeDirectory(): string | undefined {
     const st = fs.lstatSync(dir);
     if (!st.isDirectory() || (st.mode & 0o077) !== 0) return undefined;
     if (typeof process.getuid === 'function' && st.uid !== process.getuid()) return undefined;
-    // Leave room for "/ic-XXXXXX/s.sock".
-    if (Buffer.byteLength(dir) + 18 > MAX_SOCKET_PATH_BYTES) return undefined;
+    // Leave room for "/ic-XXXXXX/s.sock" and the private bind path "/ic-XXXXXX/.ic-XXXXXX/s".
+    if (Buffer.byteLength(dir) + 30 > MAX_SOCKET_PATH_BYTES) return undefined;
     return dir;
   } catch {
     return undefined;

@@ -8,11 +8,14 @@
  * server's name is ADDRESS_IN_USE, a regular file is never deleted, the socket is 0600 in a 0700
  * directory. Another user's stale socket: test/reliability/access.test.ts.
  */
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
-import { connect, generateSocketName, listen, peerCredentialsSupported, type Server } from '../../src/index.js';
+import { Worker } from 'node:worker_threads';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import { connect, ConverseError, generateSocketName, listen, peerCredentialsSupported, type Server } from '../../src/index.js';
 import { cleanup, onCleanup, removeAfterTest, settle, socketName } from '../helpers/cleanup.js';
 import { startFixture } from '../helpers/fixture.js';
 import { canSwitchUser, NOBODY } from './support.js';
@@ -124,5 +127,204 @@ describe('generated names', () => {
       fs.chownSync(mine, NOBODY, NOBODY); // private, but someone else's
       expect(path.dirname(path.dirname(withRuntimeDir(mine, generateSocketName)))).not.toBe(mine);
     }
+  });
+});
+
+/** A shared, world-writable sticky directory like /tmp, removed after the test. */
+function stickyDirectory(): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-shared-'));
+  fs.chmodSync(dir, 0o1777);
+  removeAfterTest(dir);
+  return dir;
+}
+
+/** Run a short script as `nobody` (a second local user), synchronously. */
+function asNobody(script: string, ...args: string[]): string {
+  return execFileSync(process.execPath, ['-e', script, ...args], { uid: NOBODY, gid: NOBODY, encoding: 'utf8' });
+}
+
+/** Does a plain connect to `name` succeed? */
+function reachable(name: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = net.connect(name);
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('error', () => resolve(false));
+  });
+}
+
+describe('closing never removes a socket that is not ours', () => {
+  it('A.close() leaves B’s socket at the same name alone (A’s file was removed and B bound the name)', async () => {
+    const name = socketName();
+    const a = await listen(name);
+    onCleanup(() => a.close({ timeout: 200 }));
+    fs.unlinkSync(name);
+    const b = await listen(name);
+    onCleanup(() => b.close({ timeout: 200 }));
+    const bInode = fs.lstatSync(name).ino;
+    await a.close({ timeout: 200 });
+    expect(fs.lstatSync(name).ino).toBe(bInode);
+    const client = await connect(name, { connectTimeout: 1000 });
+    await b.accept();
+    client.destroy();
+    await b.close({ timeout: 200 });
+    expect(fs.existsSync(name)).toBe(false);
+    expect(fs.readdirSync(path.dirname(name))).toEqual([]); // no private directory left behind
+  });
+
+  it.runIf(canSwitchUser())('as root, closing never deletes another user’s socket that took the name in a shared sticky directory', async () => {
+    const dir = stickyDirectory();
+    const name = path.join(dir, 's.sock');
+    const a = await listen(name);
+    onCleanup(() => a.close({ timeout: 200 }));
+    fs.unlinkSync(name); // removed by a cleanup job, an admin …
+    const b = await startFixture('rel-raw', ['listen', name, { dropTo: NOBODY, socketMode: 0o666 }]);
+    expect(fs.lstatSync(name).uid).toBe(NOBODY);
+    await a.close({ timeout: 200 });
+    expect(fs.lstatSync(name)).toMatchObject({ uid: NOBODY });
+    expect(await reachable(name)).toBe(true);
+    expect((await b.request({ op: 'received' })).connections).toBe(1);
+    expect(fs.readdirSync(dir)).toEqual(['s.sock']);
+  });
+});
+
+describe('the process umask is never changed', () => {
+  it('listen() never calls process.umask, and the socket gets exactly socketMode whatever the umask', async () => {
+    const saved = process.umask(0o077);
+    const spy = vi.spyOn(process, 'umask');
+    try {
+      for (const [umask, mode] of [[0o077, 0o666], [0o000, 0o600], [0o022, 0o660]] as const) {
+        process.umask(umask);
+        spy.mockClear();
+        const name = socketName();
+        const server = await listen(name, { socketMode: mode });
+        onCleanup(() => server.close({ timeout: 200 }));
+        expect(spy).not.toHaveBeenCalled();
+        expect(fs.lstatSync(name).mode & 0o777).toBe(mode);
+        await server.close({ timeout: 200 });
+      }
+    } finally {
+      spy.mockRestore();
+      process.umask(saved);
+    }
+  });
+
+  it('files another thread creates while servers start keep their modes (the umask covered them before)', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-umask-'));
+    removeAfterTest(dir);
+    const stop = new Int32Array(new SharedArrayBuffer(4));
+    const worker = new Worker(
+      `const fs = require('node:fs'); const { workerData } = require('node:worker_threads');
+       let i = 0; while (Atomics.load(workerData.stop, 0) === 0 && i < 20000) {
+         fs.writeFileSync(workerData.dir + '/f' + i++, '', { mode: 0o644 });
+         if (i === 1) require('node:worker_threads').parentPort.postMessage('writing');
+       }`,
+      { eval: true, workerData: { dir, stop } },
+    );
+    const exited = new Promise((resolve) => worker.once('exit', resolve));
+    onCleanup(() => worker.terminate());
+    await new Promise((resolve) => worker.once('message', resolve));
+    for (let i = 0; i < 30; i++) {
+      const server = await listen(socketName());
+      await server.close({ timeout: 200 });
+    }
+    Atomics.store(stop, 0, 1);
+    await exited;
+    const files = fs.readdirSync(dir);
+    expect(files.length).toBeGreaterThan(0);
+    const expected = 0o644 & ~process.umask();
+    const wrong = files.filter((f) => (fs.statSync(path.join(dir, f)).mode & 0o777) !== expected);
+    expect(wrong).toEqual([]);
+  });
+});
+
+describe('starting over a stale socket cannot be blocked or misled', () => {
+  it('binds in a private 0700 directory next to the name and links the socket into place; nothing else is left there', async () => {
+    const name = socketName();
+    const server = await listen(name);
+    onCleanup(() => server.close({ timeout: 200 }));
+    const entries = fs.readdirSync(path.dirname(name)).sort();
+    expect(entries).toHaveLength(2);
+    const privateDir = path.join(path.dirname(name), entries.find((e) => e.startsWith('.ic-'))!);
+    expect(fs.lstatSync(privateDir).mode & 0o7777).toBe(0o700);
+    // The kernel still names the socket by its private bind path; that path is gone (unlinked after linking).
+    const unix = fs.readFileSync('/proc/net/unix', 'utf8');
+    expect(unix).toContain(path.join(privateDir, 's'));
+    expect(fs.readdirSync(privateDir)).toEqual([]);
+    await server.close({ timeout: 200 });
+    expect(fs.readdirSync(path.dirname(name))).toEqual([]);
+  });
+
+  it.runIf(canSwitchUser())('another user planting the old predictable temporary names in a shared sticky directory cannot stop the restart', async () => {
+    const dir = stickyDirectory();
+    const name = path.join(dir, 's.sock');
+    const dead = await startFixture('rel-raw', ['listen', name]);
+    await dead.kill('SIGKILL');
+    expect(fs.lstatSync(name).isSocket()).toBe(true);
+    // The old code moved the stale file to `<name>.stale-<pid>-<Date.now() in base 36>`: with the clock
+    // held still, nobody takes exactly those names (and the neighbouring ones) first.
+    const now = Date.now();
+    asNobody(
+      `const fs = require('node:fs'); const [name, pid, now] = process.argv.slice(1);
+       for (let ms = Number(now) - 50; ms < Number(now) + 50; ms++) fs.writeFileSync(name + '.stale-' + pid + '-' + ms.toString(36), '');`,
+      name,
+      String(process.pid),
+      String(now),
+    );
+    const decoys = fs.readdirSync(dir).filter((e) => e.includes('.stale-'));
+    expect(decoys).toHaveLength(100);
+    const clock = vi.spyOn(Date, 'now').mockReturnValue(now);
+    let server: Server;
+    try {
+      server = await listen(name);
+    } finally {
+      clock.mockRestore();
+    }
+    onCleanup(() => server.close({ timeout: 200 }));
+    const client = await connect(name, { connectTimeout: 1000 });
+    await server.accept();
+    client.destroy();
+    await server.close({ timeout: 200 });
+    expect(fs.readdirSync(dir).sort()).toEqual(decoys.sort()); // the decoys untouched, nothing of ours left
+  });
+
+  it.runIf(canSwitchUser())('every failure is a ConverseError with a stable code, never a raw errno Error', async () => {
+    // A directory this user may not write to (a server running as nobody in root's 0755 directory).
+    const closedDir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-closed-'));
+    fs.chmodSync(closedDir, 0o755);
+    removeAfterTest(closedDir);
+    const denied = await startFixture('rel-server', [path.join(closedDir, 's.sock'), { dropTo: NOBODY }], { expectReady: false });
+    expect(denied.first).toMatchObject({ ready: false, code: 'ACCESS_DENIED', name: 'ConverseError' });
+    expect(fs.readdirSync(closedDir)).toEqual([]);
+
+    // A stale socket of nobody's own that nobody cannot move aside: the sticky directory belongs to root, the file to a third user.
+    const dir = stickyDirectory();
+    const name = path.join(dir, 's.sock');
+    const other = await startFixture('rel-raw', ['listen', name, { dropTo: 65533 }]);
+    await other.kill('SIGKILL');
+    const refused = await startFixture('rel-server', [name, { dropTo: NOBODY }], { expectReady: false });
+    expect(refused.first).toMatchObject({ ready: false, code: 'ADDRESS_IN_USE', name: 'ConverseError' });
+    expect(fs.lstatSync(name)).toMatchObject({ uid: 65533 });
+    expect(fs.readdirSync(dir)).toEqual(['s.sock']);
+
+    // The name's directory does not exist.
+    const missing = await settle(listen(path.join(closedDir, 'nope', 's.sock')));
+    expect(missing.error).toBeInstanceOf(ConverseError);
+    expect(missing.error.code).toBe('INVALID_NAME');
+  });
+});
+
+describe('what is at the name (more)', () => {
+  it('a directory at the name is refused (ADDRESS_IN_USE) and left alone', async () => {
+    const name = socketName();
+    fs.mkdirSync(name);
+    fs.writeFileSync(path.join(name, 'keep'), 'x');
+    const error = (await settle(listen(name))).error;
+    expect(error).toBeInstanceOf(ConverseError);
+    expect(error.code).toBe('ADDRESS_IN_USE');
+    expect(fs.readFileSync(path.join(name, 'keep'), 'utf8')).toBe('x');
+    expect(fs.readdirSync(path.dirname(name))).toEqual(['s.sock']);
   });
 });
