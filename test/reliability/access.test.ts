@@ -148,9 +148,11 @@ describe.runIf(canSwitchUser() && peerCredentialsSupported)('access control with
     openDirectory(name);
     const errors = connectionErrors(server);
     const flood = await startFixture('rel-raw', ['halfopen', name, { dropTo: NOBODY, count: 1000 }], { timeout: 20_000 });
-    await waitUntil(() => errors.length >= 900, 'the 900 over the cap were refused', 10_000);
-    expect(errors.slice(0, 900).every((e) => e.code === 'SERVER_FULL')).toBe(true);
-    expect(server.actor.getSnapshot().context.live).toBe(100);
+    // Counted by code, not by position: on a busy machine some of the 100 held ones may time out
+    // before the last refusal is reported.
+    await waitUntil(() => errors.filter((e) => e.code === 'SERVER_FULL').length >= 900, 'the 900 over the cap were refused', 10_000);
+    expect(errors.every((e) => e.code === 'SERVER_FULL' || e.code === 'HANDSHAKE_FAILED')).toBe(true);
+    expect(server.actor.getSnapshot().context.live).toBeLessThanOrEqual(100);
 
     const owner = await connectClient(name);
     const samples = await latencies(() => owner.ask({ type: 'add', a: 1, b: 1 }), (() => {
@@ -160,7 +162,7 @@ describe.runIf(canSwitchUser() && peerCredentialsSupported)('access control with
     expect(Math.max(...samples)).toBeLessThan(200);
 
     await waitUntil(() => errors.length === 1000, 'the held ones timed out', 10_000);
-    expect(errors.slice(900).every((e) => e.code === 'HANDSHAKE_FAILED')).toBe(true);
+    expect(errors.filter((e) => e.code === 'HANDSHAKE_FAILED')).toHaveLength(100);
     // The flood process sees the closes a moment after the server made them.
     let status = await flood.request({ op: 'status' });
     for (let tries = 0; status.open > 0 && tries < 100; tries++) {

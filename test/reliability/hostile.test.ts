@@ -326,8 +326,10 @@ describe('1,000 half-open connections that never handshake', () => {
     let largestLive = 0;
     server.actor.subscribe((snapshot) => (largestLive = Math.max(largestLive, snapshot.context.live)));
     const flood = await Promise.all(Array.from({ length: 1000 }, () => rawConnect(name)));
-    await waitUntil(() => errors.length >= 800, '800 refusals', 10_000);
-    expect(errors.slice(0, 800).every((e) => e.code === 'SERVER_FULL')).toBe(true);
+    // Counted by code, not by position: on a busy machine some of the 200 held ones may time out
+    // before the last refusal is reported.
+    await waitUntil(() => errors.filter((e) => e.code === 'SERVER_FULL').length >= 800, '800 refusals', 10_000);
+    expect(errors.every((e) => e.code === 'SERVER_FULL' || e.code === 'HANDSHAKE_FAILED')).toBe(true);
     const rejects = (): RawPeer[] => flood.filter((raw) => raw.received.length >= 14 && raw.received[6] === 3);
     await waitUntil(() => rejects().length === 800, 'each refused socket got a REJECT');
     for (const raw of rejects()) expect(parseHandshake(raw.received)?.extension).toMatchObject({ code: 'SERVER_FULL' });
