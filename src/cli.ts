@@ -17,6 +17,7 @@ import { connect } from './client.js';
 import type { Connection } from './connection/connection.js';
 import { introspect, libraryVersion, type ConnectionInfo, type IntrospectionEvent, type ServerInfo } from './introspection.js';
 import { runConformance } from './conformance/cli.js';
+import { guardWarnings, terminalSafe, terminalSafeDeep, terminalSafeOutput } from './terminal-safe.js';
 
 const NAME = 'interprocess-converse';
 
@@ -118,9 +119,10 @@ class UsageError extends Error {}
 
 // ── Output helpers ─────────────────────────────────────────────────────────────────────────
 
+/** Everything the CLI prints goes through here: control characters never reach the terminal raw. */
 function write(stream: NodeJS.WriteStream, text: string): Promise<void> {
   return new Promise((resolve) => {
-    if (!stream.write(text)) stream.once('drain', resolve);
+    if (!stream.write(terminalSafeOutput(text))) stream.once('drain', resolve);
     else resolve();
   });
 }
@@ -206,8 +208,9 @@ async function reportError(error: unknown, flags: Pick<Flags, 'json'>, hint?: st
     if (hint !== undefined) payload.hint = hint;
     await write(process.stderr, json({ error: payload }, true));
   } else {
-    const remoteCode = e?.remote?.code !== undefined ? ` (remote code ${e.remote.code})` : '';
-    await write(process.stderr, `error ${code}${remoteCode}: ${message}${hint !== undefined ? `\n${hint}` : ''}\n`);
+    // Messages quote the daemon (remote errors, REJECT reasons, protocol names): one line, escaped.
+    const remoteCode = e?.remote?.code !== undefined ? ` (remote code ${terminalSafe(e.remote.code)})` : '';
+    await write(process.stderr, `error ${terminalSafe(code)}${remoteCode}: ${terminalSafe(message)}${hint !== undefined ? `\n${hint}` : ''}\n`);
   }
   return exitCodeOf(error);
 }
@@ -420,8 +423,11 @@ async function info(socket: string, flags: Flags, connectionsOnly: boolean): Pro
     async (connection) => {
       const client = introspect(connection);
       const [server, connections] = await Promise.all([client.info({ timeout: flags.timeout }), client.connections({ timeout: flags.timeout })]);
-      if (connectionsOnly) await write(process.stdout, flags.json ? json(connections, true) : connectionTable(connections, server.you));
-      else await write(process.stdout, flags.json ? json({ server, connections }, true) : infoText(server, connections));
+      if (flags.json) await write(process.stdout, json(connectionsOnly ? connections : { server, connections }, true));
+      else {
+        const [safeServer, safeConnections] = terminalSafeDeep([server, connections] as const);
+        await write(process.stdout, connectionsOnly ? connectionTable(safeConnections, safeServer.you) : infoText(safeServer, safeConnections));
+      }
       return ExitCode.OK;
     },
     (error) => introspectionHint(error, socket),
@@ -455,13 +461,13 @@ async function monitor(socket: string, flags: Flags): Promise<number> {
         let queue = Promise.resolve();
         const watch = await introspect(connection).watch(
           (event, dropped) => {
-            const text = (dropped > 0 ? (flags.json ? json({ kind: 'dropped', count: dropped }, true) : `… ${dropped} event(s) dropped (this monitor fell behind)\n`) : '') + (flags.json ? json(event, true) : eventLine(event, you));
+            const text = (dropped > 0 ? (flags.json ? json({ kind: 'dropped', count: dropped }, true) : `… ${dropped} event(s) dropped (this monitor fell behind)\n`) : '') + (flags.json ? json(event, true) : eventLine(terminalSafeDeep(event), you));
             queue = queue.then(() => write(process.stdout, text));
           },
           { timeout: flags.timeout },
         );
-        you = watch.initial.server.you;
-        const { server, connections } = watch.initial;
+        you = watch.initial.server.you === undefined ? undefined : terminalSafe(watch.initial.server.you);
+        const { server, connections } = terminalSafeDeep(watch.initial);
         await write(
           process.stderr,
           `monitoring ${server.socket} (${server.library} ${server.version}, pid ${server.pid}): ${connections.length} connection(s), this monitor is ${you ?? '?'}. Ctrl-C to stop.\n`,
@@ -622,10 +628,11 @@ function isMain(): boolean {
 }
 
 if (isMain()) {
+  guardWarnings();
   main(process.argv.slice(2)).then(
     (code) => process.exit(code),
     (error: unknown) => {
-      process.stderr.write(`${NAME}: internal error: ${(error as Error)?.stack ?? String(error)}\n`);
+      process.stderr.write(terminalSafeOutput(`${NAME}: internal error: ${(error as Error)?.stack ?? String(error)}\n`));
       process.exit(1);
     },
   );
