@@ -562,7 +562,7 @@ function parse(argv: string[]): { command: string | undefined; positionals: stri
 export async function main(argv: string[]): Promise<number> {
   // The conformance kit has its own arguments (a client command is passed through untouched).
   if (argv[0] === 'conformance') {
-    return runConformance(argv.slice(1), (text) => process.stdout.write(text), (text) => process.stderr.write(text));
+    return runConformance(argv.slice(1), (text) => process.stdout.write(terminalSafeOutput(text)), (text) => process.stderr.write(terminalSafeOutput(text)));
   }
   let parsed: ReturnType<typeof parse>;
   try {
