@@ -31,9 +31,16 @@ function addAsk(table: PendingReplies, timeout: number, settled: Settled = []): 
 /** How many times the code under test called setTimeout since the spy was installed. */
 let armed: { mock: { calls: unknown[][] } };
 
+/** More arms than any test here needs: a table that polls is stopped here instead of spinning. */
+const ARM_LIMIT = 100;
+
 beforeEach(() => {
   vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
-  armed = vi.spyOn(globalThis, 'setTimeout');
+  const fakeSetTimeout = globalThis.setTimeout;
+  armed = vi.spyOn(globalThis, 'setTimeout').mockImplementation(((callback: () => void, ms?: number) => {
+    if (armed.mock.calls.length > ARM_LIMIT) throw new Error(`the timer was armed more than ${ARM_LIMIT} times: the table polls`);
+    return fakeSetTimeout(callback, ms);
+  }) as typeof setTimeout);
 });
 
 afterEach(() => {

@@ -40,13 +40,16 @@ function lengthPrefix(length: number, form: Prefix = 'minimal'): Buffer {
   }
 }
 
-/** CRC-32/ISO-HDLC written out independently of the library (reflected, poly 0xEDB88320). */
+/** CRC-32/ISO-HDLC written out independently of the library (reflected, poly 0xEDB88320, byte table). */
+const CRC_TABLE = Uint32Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0xedb88320 : c >>> 1;
+  return c;
+});
+
 function referenceCrc32(data: Uint8Array): number {
   let crc = 0xffffffff;
-  for (const byte of data) {
-    crc ^= byte;
-    for (let k = 0; k < 8; k++) crc = crc & 1 ? (crc >>> 1) ^ 0xedb88320 : crc >>> 1;
-  }
+  for (let i = 0; i < data.length; i++) crc = CRC_TABLE[(crc ^ data[i]!) & 0xff]! ^ (crc >>> 8);
   return (crc ^ 0xffffffff) >>> 0;
 }
 
@@ -193,20 +196,22 @@ describe('FrameDecoder: length prefix', () => {
   });
 
   it('decodes big lengths in the u32 and u64 forms up to the limit', () => {
-    const max = 16 * MiB;
-    for (const length of [0xffffff, max]) {
-      for (const form of ['u32', 'u64'] as const) {
-        const body = Buffer.alloc(length, length & 0xff);
-        body[length - 1] = 0x5a;
-        const { d, frames, errors } = decoder(max);
-        const data = frame(body, { prefix: form });
-        d.push(data.subarray(0, 7));
-        d.push(data.subarray(7));
-        expect(errors).toEqual([]);
-        expect(frames).toHaveLength(1);
-        expect(frames[0]!.length).toBe(length);
-        expect(frames[0]![length - 1]).toBe(0x5a);
-      }
+    // Above 2^24, so every byte of the length counts (0x01000003), and exactly the limit.
+    const length = 16 * MiB + 3;
+    const body = Buffer.allocUnsafe(length);
+    body[0] = 0xa5;
+    body[length - 1] = 0x5a;
+    for (const form of ['u32', 'u64'] as const) {
+      const header = lengthPrefix(length, form);
+      const seen: Array<[number, number, number]> = [];
+      const errors: ConverseError[] = [];
+      // Records what matters without copying 16 MiB per frame.
+      const d = new FrameDecoder(length, false, (b) => seen.push([b.length, b[0]!, b[b.length - 1]!]), (e) => errors.push(e));
+      d.push(header.subarray(0, 3));
+      d.push(Buffer.concat([header.subarray(3), body.subarray(0, 2)]));
+      d.push(body.subarray(2));
+      expect(errors).toEqual([]);
+      expect(seen).toEqual([[length, 0xa5, 0x5a]]);
     }
   });
 
@@ -339,7 +344,7 @@ describe('FrameDecoder: chunking', () => {
       for (let i = 0; i < 300; i++) {
         // Mostly small, some around the u16 boundary, a few large.
         const pick = random();
-        const length = pick < 0.6 ? (random() * 300) | 0 : pick < 0.97 ? (random() * 70_000) | 0 : (random() * 300_000) | 0;
+        const length = pick < 0.6 ? (random() * 300) | 0 : pick < 0.98 ? (random() * 70_000) | 0 : (random() * 100_000) | 0;
         // Random head and tail, a fill byte between (cheap, and still tells frames apart).
         const body = Buffer.alloc(length, i & 0xff);
         randomBytes(random, Math.min(length, 32)).copy(body, 0);
@@ -359,8 +364,8 @@ describe('FrameDecoder: chunking', () => {
     }
   });
 
-  it('completes a 256 KiB frame fed one byte at a time (allocated once, filled in place)', () => {
-    const body = randomBytes(prng(7), 256 * 1024);
+  it('completes a 64 KiB frame fed one byte at a time (allocated once, filled in place)', () => {
+    const body = randomBytes(prng(7), 64 * 1024 + 1);
     const data = frame(body);
     const { d, frames, errors } = decoder();
     const allocUnsafe = vi.spyOn(Buffer, 'allocUnsafe');
@@ -550,5 +555,172 @@ describe('FrameDecoder: inFrame', () => {
     expect(stoppedInHeader.d.inFrame).toBe(true);
     stoppedInHeader.d.stop();
     expect(stoppedInHeader.d.inFrame).toBe(false);
+  });
+});
+
+describe('FrameDecoder: every split point', () => {
+  /** Short frames in every prefix form (empty ones too), so every byte position can be tried. */
+  function smallStream(checksum: boolean): { data: Buffer; bodies: Buffer[]; ends: number[] } {
+    const random = prng(9);
+    const specs: Array<[number, Prefix]> = [
+      [3, 'minimal'],
+      [0, 'u16'],
+      [4, 'u16'],
+      [2, 'u32'],
+      [0, 'minimal'],
+      [5, 'u64'],
+      [1, 'u32'],
+      [0, 'u64'],
+      [6, 'minimal'],
+    ];
+    const bodies = specs.map(([length]) => randomBytes(random, length));
+    const parts = specs.map(([, form], i) => frame(bodies[i]!, { checksum, prefix: form }));
+    const ends: number[] = [];
+    let at = 0;
+    for (const part of parts) ends.push((at += part.length));
+    return { data: Buffer.concat(parts), bodies, ends };
+  }
+
+  for (const checksum of [false, true]) {
+    it(`delivers each frame exactly when its last byte arrives, for every three-chunk split (checksum ${checksum ? 'on' : 'off'})`, () => {
+      const { data, bodies, ends } = smallStream(checksum);
+      const completeBy = (bytes: number): number => ends.filter((end) => end <= bytes).length;
+      for (let a = 0; a <= data.length; a++) {
+        for (let b = a; b <= data.length; b++) {
+          const { d, frames, errors } = decoder(MiB, checksum);
+          for (const [from, to] of [[0, a], [a, b], [b, data.length]] as const) {
+            d.push(data.subarray(from, to));
+            // Never early (a body completed with bytes that have not arrived), never late.
+            if (frames.length !== completeBy(to) || errors.length > 0) {
+              throw new Error(`cuts ${a}/${b}: after ${to} bytes ${frames.length} frames (expected ${completeBy(to)}), ${errors.length} errors`);
+            }
+            // Partly received exactly when the bytes so far end inside a frame.
+            expect(d.inFrame).toBe(to !== 0 && !ends.includes(to));
+          }
+          expectBodies(frames, bodies);
+        }
+      }
+    });
+  }
+
+  it('reports a body truncated at every position as still in a frame, and delivers nothing of it', () => {
+    const body = randomBytes(prng(3), 40);
+    for (const form of ['minimal', 'u16', 'u32', 'u64'] as const) {
+      for (const checksum of [false, true]) {
+        const data = frame(body, { checksum, prefix: form });
+        for (let cut = 1; cut < data.length; cut++) {
+          const { d, frames, errors } = decoder(MiB, checksum);
+          d.push(data.subarray(0, cut));
+          expect(frames).toEqual([]);
+          expect(errors).toEqual([]);
+          expect(d.inFrame).toBe(true);
+        }
+      }
+    }
+  });
+
+  it('hands out a frame lying wholly in its chunk as a view, in every prefix form and at the chunk\'s very end', () => {
+    for (const form of ['minimal', 'u16', 'u32', 'u64'] as const) {
+      for (const checksum of [false, true]) {
+        for (const length of [0, 1, 7]) {
+          const bodies: Buffer[] = [];
+          const d = new FrameDecoder(MiB, checksum, (b) => bodies.push(b), (e) => {
+            throw e;
+          });
+          const first = frame(Buffer.alloc(length, 1), { checksum, prefix: form });
+          const second = frame(Buffer.alloc(length, 2), { checksum, prefix: form });
+          // The chunk ends exactly where the second frame does.
+          const chunk = Buffer.concat([first, second]);
+          d.push(chunk);
+          expect(bodies).toHaveLength(2);
+          expect(bodies[0]!.buffer).toBe(chunk.buffer);
+          expect(bodies[1]!.buffer).toBe(chunk.buffer);
+          expect(bodies[0]!.byteOffset).toBe(chunk.byteOffset + first.length - length);
+          expect(bodies[1]!.byteOffset).toBe(chunk.byteOffset + chunk.length - length);
+          expect(bodies[1]!.length).toBe(length);
+        }
+      }
+    }
+  });
+
+  it('refuses a declared length one over the limit in every prefix form, naming both sizes', () => {
+    for (const form of ['minimal', 'u16', 'u32', 'u64'] as const) {
+      for (const max of [0, 1, 0xfa]) {
+        const ok = decoder(max);
+        ok.d.push(lengthPrefix(max, form));
+        ok.d.push(Buffer.alloc(max, 9));
+        expect(ok.errors).toEqual([]);
+        expect(ok.frames).toEqual([Buffer.alloc(max, 9)]);
+
+        const tooBig = decoder(max);
+        tooBig.d.push(lengthPrefix(max + 1, form));
+        expect(tooBig.errors.map(codeOf)).toEqual(['RECEIVED_MESSAGE_TOO_LARGE']);
+        expect(tooBig.errors[0]!.message).toContain(`a frame of ${max + 1} bytes`);
+        expect(tooBig.errors[0]!.message).toContain(`maxMessageSize of ${max} bytes`);
+      }
+    }
+  });
+
+  it('reads every byte of the u16, u32 and u64 lengths (big-endian)', () => {
+    const cases: Array<[Buffer, number]> = [
+      [Buffer.of(0xfc, 0x12, 0x34), 0x1234],
+      [Buffer.of(0xfd, 0x12, 0x34, 0x56, 0x78), 0x12345678],
+      [Buffer.of(0xfd, 0xff, 0xff, 0xff, 0xff), 0xffffffff],
+      [Buffer.of(0xfe, 0x00, 0x00, 0x01, 0x02, 0x03, 0x04, 0x05, 0x06), 0x010203040506],
+      [Buffer.of(0xfe, 0x00, 0x1f, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff), Number.MAX_SAFE_INTEGER],
+    ];
+    for (const [header, length] of cases) {
+      for (const bytewise of [false, true]) {
+        const { d, errors } = decoder(1);
+        if (bytewise) feedBytewise(d, header);
+        else d.push(header);
+        expect(errors.map(codeOf)).toEqual(['RECEIVED_MESSAGE_TOO_LARGE']);
+        expect(errors[0]!.message).toContain(`a frame of ${length} bytes`);
+      }
+    }
+  });
+
+  it('names the reserved marker in its refusal', () => {
+    const { d, errors } = decoder();
+    d.push(Buffer.of(0xff));
+    expect(errors.map(codeOf)).toEqual(['PROTOCOL_ERROR']);
+    expect(errors[0]!.message).toContain('reserved length marker 0xff');
+  });
+
+  it('names the actual and the declared CRC-32 in a mismatch', () => {
+    const { d, errors } = decoder(MiB, true);
+    const good = frame(Buffer.from('abc'), { checksum: true });
+    const declared = good.readUInt32BE(1);
+    good.writeUInt32BE(0x1234abcd, 1);
+    d.push(good);
+    expect(errors.map(codeOf)).toEqual(['CHECKSUM_MISMATCH']);
+    expect(errors[0]!.message).toContain(`was 0x${declared.toString(16)} but the peer declared 0x1234abcd`);
+  });
+
+  it('counts delivered frames (framesDelivered), and not a frame refused for its checksum', () => {
+    const { d } = decoder(MiB, true);
+    expect(d.framesDelivered).toBe(0);
+    const good = frame(Buffer.of(1), { checksum: true });
+    d.push(Buffer.concat([good, good]));
+    expect(d.framesDelivered).toBe(2);
+    feedBytewise(d, good);
+    expect(d.framesDelivered).toBe(3);
+    const bad = Buffer.from(good);
+    bad[bad.length - 1] = 2;
+    d.push(bad);
+    expect(d.framesDelivered).toBe(3);
+  });
+
+  it('delivers a zero-length body gathered through the header path as a fresh empty buffer', () => {
+    for (const checksum of [false, true]) {
+      const { d, frames, errors } = decoder(MiB, checksum);
+      const data = frame(Buffer.alloc(0), { checksum, prefix: 'u64' });
+      d.push(data.subarray(0, 4));
+      expect(frames).toEqual([]);
+      d.push(data.subarray(4));
+      expect(errors).toEqual([]);
+      expect(frames).toEqual([Buffer.alloc(0)]);
+      expect(d.inFrame).toBe(false);
+    }
   });
 });
