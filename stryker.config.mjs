@@ -1,0 +1,21 @@
+/**
+ * Mutation testing (npm run test:mutation): do the tests notice when a guard of the wire layer
+ * or the pending-reply table is removed, inverted or shifted by one? The JSON report goes to
+ * reports/mutation/mutation.json; docs/TESTING.md says how to read it.
+ */
+export default {
+  testRunner: 'vitest',
+  vitest: { configFile: 'vitest.mutation.config.ts', related: true },
+  plugins: ['@stryker-mutator/vitest-runner', './stryker/ignore-error-messages.mjs'],
+  ignorers: ['error-messages'],
+  mutate: ['src/wire/*.ts', 'src/pending.ts'],
+  coverageAnalysis: 'perTest',
+  reporters: ['clear-text', 'progress', 'json', 'html'],
+  jsonReporter: { fileName: 'reports/mutation/mutation.json' },
+  htmlReporter: { fileName: 'reports/mutation/mutation.html' },
+  tempDirName: '.stryker-tmp',
+  cleanTempDir: 'always',
+  concurrency: 2,
+  timeoutMS: 5_000,
+  thresholds: { high: 95, low: 90, break: 90 },
+};
