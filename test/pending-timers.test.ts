@@ -152,10 +152,11 @@ describe('PendingReplies timer', () => {
     const a = addAsk(table, 10);
     const c = addAsk(table, 300);
     const b = addAsk(table, 100); // earlier than c though added after it
+    const d = addAsk(table, 200); // neither the first nor the last slot holds the earliest
     vi.advanceTimersByTime(400);
-    expect(timedOut.map(([id]) => id)).toEqual([a, b, c]);
-    expect(timedOut.map(([, at]) => at - start)).toEqual([11, 101, 301]);
-    expect(armed.mock.calls).toHaveLength(3);
+    expect(timedOut.map(([id]) => id)).toEqual([a, b, d, c]);
+    expect(timedOut.map(([, at]) => at - start)).toEqual([11, 101, 201, 301]);
+    expect(armed.mock.calls).toHaveLength(4);
     expect(vi.getTimerCount()).toBe(0);
   });
 
@@ -228,6 +229,16 @@ describe('PendingReplies timer', () => {
     expect(timedOut).toEqual([other]);
     vi.advanceTimersByTime(31); // 191
     expect(timedOut).toEqual([other, id]);
+  });
+
+  it('touch does not re-arm when the new deadline equals the armed one', () => {
+    const table = new PendingReplies(() => {});
+    addAsk(table, 100);
+    const streamed = ask(100);
+    table.add(table.allocateId(), streamed);
+    table.touch(streamed); // still at time 0: deadline 100, as armed
+    expect(armed.mock.calls).toHaveLength(1);
+    table.rejectAll(new ConverseError('CONNECTION_CLOSED', 'bye'));
   });
 
   it('touch arms the timer for a stream whose deadline was suspended (Infinity)', () => {

@@ -107,4 +107,75 @@ describe('PendingReplies', () => {
       expect((error as ConverseError).cause).toBe(reason);
     }
   });
+
+  it('passes a CONNECTION_CLOSED reason through as it is (no second wrapping)', () => {
+    const table = new PendingReplies(() => {});
+    const settled: Array<[string, unknown]> = [];
+    table.add(table.allocateId(), ask(60_000, settled));
+    const closed = new ConverseError('CONNECTION_CLOSED', 'bye');
+    table.rejectAll(closed);
+    expect(settled).toEqual([['reject', closed]]);
+  });
+
+  it('serialises as its size only', () => {
+    const table = new PendingReplies(() => {});
+    expect(JSON.stringify(table)).toBe('{"size":0}');
+    table.add(table.allocateId(), ask());
+    table.add(table.allocateId(), ask());
+    expect(JSON.stringify({ pending: table })).toBe('{"pending":{"size":2}}');
+    table.rejectAll(new ConverseError('CONNECTION_CLOSED', 'bye'));
+  });
+
+  // The slot array's capacity is a private detail, but its policy is documented (16 slots, doubled
+  // once 8 slots in a row are taken, each id kept in the slot `id & mask`): checked here directly,
+  // since ids, lookups and timeouts come out the same under any capacity.
+  describe('capacity', () => {
+    type Internals = { slots: unknown[]; slotIds: Uint32Array; nextId: number };
+    const internals = (table: PendingReplies): Internals => table as unknown as Internals;
+
+    it('starts with 16 slots and stays there while ids find free slots', () => {
+      const table = new PendingReplies(() => {});
+      expect(internals(table).slots.length).toBe(16);
+      expect(internals(table).slotIds.length).toBe(16);
+      for (let round = 0; round < 5; round++) {
+        const ids = Array.from({ length: 16 }, () => {
+          const id = table.allocateId();
+          table.add(id, ask());
+          return id;
+        });
+        expect(internals(table).slots.length).toBe(16);
+        for (const id of ids) table.take(id);
+      }
+    });
+
+    it('doubles when 8 slots in a row are taken, not 7', () => {
+      const seven = new PendingReplies(() => {});
+      for (let i = 0; i < 7; i++) seven.add(seven.allocateId(), ask());
+      internals(seven).nextId = 0; // the next 7 probes hit taken slots, the 8th is free
+      expect(seven.allocateId()).toBe(7);
+      expect(internals(seven).slots.length).toBe(16);
+
+      const eight = new PendingReplies(() => {});
+      const asks = Array.from({ length: 8 }, () => {
+        const a = ask();
+        eight.add(eight.allocateId(), a);
+        return a;
+      });
+      internals(eight).nextId = 0; // 8 taken slots in a row
+      expect(eight.allocateId()).toBe(8); // ids 0-7 probed, the table grown, then id 8 is free
+      expect(internals(eight).slots.length).toBe(32);
+      expect(internals(eight).slotIds.length).toBe(32);
+      // Every ask moved to the slot `id & 31`, and is still found by its id.
+      for (let id = 0; id < 8; id++) {
+        expect(internals(eight).slots[id]).toBe(asks[id]);
+        expect(eight.get(id)).toBe(asks[id]);
+      }
+      internals(eight).nextId = 0; // again 8 taken in a row: 64 slots
+      expect(eight.allocateId()).toBe(8);
+      expect(internals(eight).slots.length).toBe(64);
+      for (let id = 0; id < 8; id++) expect(eight.get(id)).toBe(asks[id]);
+      seven.rejectAll(new ConverseError('CONNECTION_CLOSED', 'bye'));
+      eight.rejectAll(new ConverseError('CONNECTION_CLOSED', 'bye'));
+    });
+  });
 });

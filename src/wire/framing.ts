@@ -17,6 +17,8 @@ import { checksumOf } from './codec.js';
 const READ_PREFIX = 0;
 const READ_BODY = 1;
 const FAILED = 2;
+/** `parseHeader`: the header is not complete yet. */
+const NEED_MORE = -1;
 
 export class FrameDecoder {
   private state = READ_PREFIX;
@@ -54,7 +56,7 @@ export class FrameDecoder {
   resume(): void {
     if (!this.paused) return;
     this.paused = false;
-    while (!this.paused && this.backlog.length > 0 && this.state !== FAILED) this.push(this.backlog.shift()!, true);
+    while (!this.paused && this.backlog.length > 0 && this.state !== FAILED) this.consume(this.backlog.shift()!, true);
   }
 
   /** The connection is closing: deliver whatever was held back, paused or not (nothing is lost). */
@@ -63,15 +65,20 @@ export class FrameDecoder {
     this.paused = false;
     const rest = this.backlog;
     this.backlog = [];
-    for (const chunk of rest) this.push(chunk, true);
+    for (const chunk of rest) this.consume(chunk, true);
     this.flushing = false;
   }
 
-  push(chunk: Buffer, fromBacklog = false): void {
-    if (!fromBacklog && this.backlog.length > 0) {
-      this.backlog.push(chunk);
-      return;
-    }
+  push(chunk: Buffer): void {
+    this.consume(chunk, false);
+  }
+
+  /**
+   * Decode a chunk. Every step below looks at `state` again, so a violation, or `stop()` called
+   * from `onFrame`, ends the loop at once. The backlog is non-empty only while paused at a frame
+   * boundary, so a new chunk then goes to its end, behind the held-back bytes.
+   */
+  private consume(chunk: Buffer, fromBacklog: boolean): void {
     let pos = 0;
     const end = chunk.length;
     while (pos < end) {
@@ -86,17 +93,14 @@ export class FrameDecoder {
         // Fast path: a whole header (and perhaps the whole frame) in this chunk.
         if (this.headerFill === 0) {
           const parsed = this.parseHeader(chunk, pos, end);
-          if (parsed === -2) return; // failed
-          if (parsed >= 0) {
+          if (parsed !== NEED_MORE) {
             pos = parsed;
             continue;
           }
         }
         // Slow path: gather header bytes one at a time (at most 13).
         this.header[this.headerFill++] = chunk[pos++]!;
-        const parsed = this.parseHeader(this.header, 0, this.headerFill);
-        if (parsed === -2) return;
-        if (parsed >= 0) this.headerFill = 0;
+        if (this.parseHeader(this.header, 0, this.headerFill) !== NEED_MORE) this.headerFill = 0;
         continue;
       }
       if (this.state === READ_BODY) {
@@ -108,7 +112,7 @@ export class FrameDecoder {
         if (this.bodyFill === body.length) {
           this.body = undefined;
           this.state = READ_PREFIX;
-          if (!this.deliver(body)) return;
+          this.deliver(body);
         }
         continue;
       }
@@ -117,9 +121,10 @@ export class FrameDecoder {
   }
 
   /**
-   * Try to parse a header starting at `pos`. Returns the position after the header (and after
-   * the body too, if the whole body was present and delivered), -1 when more bytes are needed,
-   * or -2 after reporting an error.
+   * Try to parse a header starting at `pos` in `buf` (the chunk, or the gathered header bytes).
+   * Returns NEED_MORE, or the position up to which `buf` was used: after the header, after the
+   * whole frame when it was there (delivered as a view, no copy), or `end` when the body is only
+   * partly there (its start copied into the body buffer) or after a violation.
    */
   private parseHeader(buf: Buffer, pos: number, end: number): number {
     const first = buf[pos]!;
@@ -129,75 +134,61 @@ export class FrameDecoder {
       length = first;
       prefix = 1;
     } else if (first === LENGTH_U16) {
-      if (end - pos < 3) return -1;
+      if (end - pos < 3) return NEED_MORE;
       length = (buf[pos + 1]! << 8) | buf[pos + 2]!;
       prefix = 3;
     } else if (first === LENGTH_U32) {
-      if (end - pos < 5) return -1;
+      if (end - pos < 5) return NEED_MORE;
       length = buf.readUInt32BE(pos + 1);
       prefix = 5;
     } else if (first === LENGTH_U64) {
-      if (end - pos < 9) return -1;
+      if (end - pos < 9) return NEED_MORE;
       length = buf.readUInt32BE(pos + 1) * 0x100000000 + buf.readUInt32BE(pos + 5);
       prefix = 9;
     } else {
-      return this.fail(new ConverseError('PROTOCOL_ERROR', `The peer sent a frame with the reserved length marker 0x${first.toString(16)}. The connection was closed; the peer does not follow docs/PROTOCOL.md.`));
+      this.fail(new ConverseError('PROTOCOL_ERROR', `The peer sent a frame with the reserved length marker 0x${first.toString(16)}. The connection was closed; the peer does not follow docs/PROTOCOL.md.`));
+      return end;
     }
     if (length > this.maxMessageSize) {
-      return this.fail(new ConverseError('RECEIVED_MESSAGE_TOO_LARGE', `The peer sent a frame of ${length} bytes, over this side's maxMessageSize of ${this.maxMessageSize} bytes. The connection was closed; if such messages are expected, raise the maxMessageSize option of both listen() and connect() to at least ${length}.`));
+      this.fail(new ConverseError('RECEIVED_MESSAGE_TOO_LARGE', `The peer sent a frame of ${length} bytes, over this side's maxMessageSize of ${this.maxMessageSize} bytes. The connection was closed; if such messages are expected, raise the maxMessageSize option of both listen() and connect() to at least ${length}.`));
+      return end;
     }
     let headerEnd = pos + prefix;
     if (this.checksum) {
-      if (end - headerEnd < CHECKSUM_SIZE) return -1;
+      if (end - headerEnd < CHECKSUM_SIZE) return NEED_MORE;
       this.expectedChecksum = buf.readUInt32BE(headerEnd);
       headerEnd += CHECKSUM_SIZE;
     }
-    if (buf !== this.header && end - headerEnd >= length) {
-      // The whole frame is in this chunk: deliver a view, no copy.
+    if (end - headerEnd >= length) {
+      // The whole frame is here: deliver a view, no copy. (In the gathered header bytes only an
+      // empty body can be "here": the header ends exactly at `end`.)
       const bodyEnd = headerEnd + length;
-      if (!this.deliver(buf.subarray(headerEnd, bodyEnd))) return -2;
+      this.deliver(buf.subarray(headerEnd, bodyEnd));
       return bodyEnd;
     }
-    if (buf === this.header && length === 0) {
-      if (!this.deliver(Buffer.alloc(0))) return -2;
-      return headerEnd;
-    }
-    if (buf !== this.header) {
-      // Header complete in this chunk but the body is not: allocate once, then fill.
-      this.startBody(length);
-      const available = end - headerEnd;
-      buf.copy(this.body!, 0, headerEnd, end);
-      this.bodyFill = available;
-      return end;
-    }
-    this.startBody(length);
-    return headerEnd;
-  }
-
-  private startBody(length: number): void {
+    // The body is not all here: allocate it once, at its declared size, and fill in place.
     this.body = Buffer.allocUnsafe(length);
-    this.bodyFill = 0;
+    this.bodyFill = buf.copy(this.body, 0, headerEnd, end);
     this.state = READ_BODY;
+    return end;
   }
 
-  private deliver(body: Buffer): boolean {
+  private deliver(body: Buffer): void {
     if (this.checksum) {
       const actual = checksumOf(body);
       if (actual !== this.expectedChecksum) {
         this.fail(new ConverseError('CHECKSUM_MISMATCH', `A frame's CRC-32 was 0x${actual.toString(16)} but the peer declared 0x${this.expectedChecksum.toString(16)}: the data was corrupted in transit or the peer is faulty. The connection was closed.`));
-        return false;
+        return;
       }
     }
     this.framesDelivered++;
     this.onFrame(body);
-    return this.state !== FAILED;
   }
 
-  private fail(error: ConverseError): -2 {
+  private fail(error: ConverseError): void {
     this.state = FAILED;
     this.body = undefined;
     this.onError(error);
-    return -2;
   }
 
   /** Stop decoding (the connection is going away). */

@@ -94,22 +94,24 @@ describe('handshake bytes (docs/PROTOCOL.md examples)', () => {
 });
 
 describe('HandshakeReader', () => {
-  const hello = encodeHandshake(HandshakeKind.HELLO, { checksum: true, maxMessageSize: 123_456 });
+  // Encoded inside each test, not while the file is collected: code under test that throws must
+  // fail tests, not the collection of the file (which Stryker's vitest runner scores as a pass).
+  const hello = (): Buffer => encodeHandshake(HandshakeKind.HELLO, { checksum: true, maxMessageSize: 123_456 });
+  const helloWithExtension = (): Buffer => encodeHandshake(HandshakeKind.HELLO, { checksum: false, maxMessageSize: 777, extension: { client: 'test', n: 3 } });
   const expected: HandshakeMessage = { version: 1, kind: HandshakeKind.HELLO, checksum: true, maxMessageSize: 123_456, extension: {} };
-  const helloWithExtension = encodeHandshake(HandshakeKind.HELLO, { checksum: false, maxMessageSize: 777, extension: { client: 'test', n: 3 } });
   const expectedWithExtension: HandshakeMessage = { version: 1, kind: HandshakeKind.HELLO, checksum: false, maxMessageSize: 777, extension: { client: 'test', n: 3 } };
 
   it('reads a HELLO fed whole', () => {
-    const { message, rest } = readAll([hello]);
+    const { message, rest } = readAll([hello()]);
     expect(message).toEqual(expected);
     expect(rest.length).toBe(0);
-    expect(readAll([helloWithExtension]).message).toEqual(expectedWithExtension);
+    expect(readAll([helloWithExtension()]).message).toEqual(expectedWithExtension);
   });
 
   it('reads a HELLO split at every byte (two chunks), and fed one byte at a time', () => {
     for (const [bytes, want] of [
-      [hello, expected],
-      [helloWithExtension, expectedWithExtension],
+      [hello(), expected],
+      [helloWithExtension(), expectedWithExtension],
     ] as const) {
       for (let cut = 1; cut < bytes.length; cut++) {
         const { message, rest } = readAll([bytes.subarray(0, cut), bytes.subarray(cut)]);
@@ -125,21 +127,21 @@ describe('HandshakeReader', () => {
   it('returns undefined until the last byte, including for empty chunks', () => {
     const reader = new HandshakeReader();
     expect(reader.push(Buffer.alloc(0))).toBeUndefined();
-    expect(reader.push(helloWithExtension.subarray(0, 14))).toBeUndefined(); // header only: the extension is still due
-    expect(reader.push(helloWithExtension.subarray(14, helloWithExtension.length - 1))).toBeUndefined();
-    expect(reader.push(helloWithExtension.subarray(helloWithExtension.length - 1))?.message).toEqual(expectedWithExtension);
+    expect(reader.push(helloWithExtension().subarray(0, 14))).toBeUndefined(); // header only: the extension is still due
+    expect(reader.push(helloWithExtension().subarray(14, helloWithExtension().length - 1))).toBeUndefined();
+    expect(reader.push(helloWithExtension().subarray(helloWithExtension().length - 1))?.message).toEqual(expectedWithExtension);
   });
 
   it('`rest` is exactly the bytes after the handshake, in the completing chunk', () => {
     const frames = h('0493020003 029105');
-    const whole = readAll([Buffer.concat([hello, frames])]);
+    const whole = readAll([Buffer.concat([hello(), frames])]);
     expect(hex(whole.rest)).toBe(hex(frames));
     // Split inside the handshake: rest is what follows it in the last chunk.
-    const joined = Buffer.concat([helloWithExtension, frames]);
+    const joined = Buffer.concat([helloWithExtension(), frames]);
     const split = readAll([joined.subarray(0, 5), joined.subarray(5)]);
     expect(hex(split.rest)).toBe(hex(frames));
     // Completed by the last byte of a chunk: rest is empty.
-    const exact = readAll([joined.subarray(0, helloWithExtension.length)]);
+    const exact = readAll([joined.subarray(0, helloWithExtension().length)]);
     expect(exact.rest.length).toBe(0);
   });
 
