@@ -23,7 +23,7 @@ describe('wire constants', () => {
     expect(wire.HandshakeKind).toEqual({ HELLO: 1, WELCOME: 2, REJECT: 3 });
     expect(wire.HandshakeFlags).toEqual({ CHECKSUM: 1 });
     expect(wire.FrameKind).toEqual({ TELL: 0, ASK: 1, REPLY: 2, ERROR: 3, CANCEL: 4, GOODBYE: 5, PING: 6, PONG: 7, STREAM_ITEM: 8, STREAM_END: 9, CREDIT: 10 });
-    expect(wire.ExtType).toEqual({ UNDEFINED: 0, SET: 0x73, MAP: 0x6d, TIMESTAMP: 0xff });
+    expect(wire.ExtType).toEqual({ UNDEFINED: 0, SET: 0x53, MAP: 0x4d, TIMESTAMP: 0xff });
     expect(wire.MAX_NESTING_DEPTH).toBe(100);
   });
 

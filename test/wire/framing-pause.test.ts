@@ -66,9 +66,9 @@ describe('FrameDecoder pause/resume', () => {
   });
 
   it('a consumer that pauses after every frame gets one frame per resume, in order, for every three-chunk split', () => {
-    // Frames of 0..5 body bytes, each body starting with its index; 2-byte lengths on odd ones.
-    const parts = Array.from({ length: 8 }, (_, i) => {
-      const body = Buffer.alloc(i % 6, 0xee);
+    // Frames of 0..3 body bytes, each body starting with its index; 2-byte lengths on odd ones.
+    const parts = Array.from({ length: 6 }, (_, i) => {
+      const body = Buffer.alloc(i % 4, 0xee);
       if (body.length > 0) body[0] = i;
       return i % 2 === 1 ? Buffer.concat([Buffer.of(0xfc, 0, body.length), body]) : Buffer.concat([Buffer.of(body.length), body]);
     });
@@ -93,7 +93,7 @@ describe('FrameDecoder pause/resume', () => {
           expect(seen).toHaveLength(i + 1);
         }
         decoder.resume();
-        expect(seen).toEqual(parts.map((_, i) => (i % 6 === 0 ? -1 : i)));
+        expect(seen).toEqual(parts.map((_, i) => (i % 4 === 0 ? -1 : i)));
         expect(decoder.inFrame).toBe(false);
       }
     }
