@@ -102,10 +102,13 @@ const unpackr = new Unpackr({
   int64AsType: 'auto' as 'bigint', // (msgpackr's typings lack 'auto')
 });
 
-const crc32: (data: Uint8Array) => number =
-  typeof (zlib as { crc32?: unknown }).crc32 === 'function'
-    ? (data) => (zlib as unknown as { crc32(d: Uint8Array): number }).crc32(data)
-    : crc32Fallback;
+/** zlib's CRC-32 where the module has one (Node 20.15+), else `crc32Fallback`. */
+export function selectCrc32(zlibModule: { crc32?: unknown }): (data: Uint8Array) => number {
+  const native = zlibModule.crc32;
+  return typeof native === 'function' ? (data) => (native as (d: Uint8Array) => number)(data) : crc32Fallback;
+}
+
+const crc32 = selectCrc32(zlib);
 
 /**
  * Thrown by `prepare` where a value cannot be sent, when it runs without paths: the one place
@@ -303,9 +306,12 @@ export function checksumOf(body: Uint8Array): number {
   return crc32(body);
 }
 
-// zlib.crc32 arrived in Node 20.15; older 20.x gets this table version (CRC-32/ISO-HDLC, as zlib).
+/**
+ * CRC-32/ISO-HDLC (zlib's) from a table: zlib.crc32 arrived in Node 20.15, older 20.x uses this.
+ * Exported so that it is tested on every Node, against zlib where zlib has it.
+ */
 let crcTable: Int32Array | undefined;
-function crc32Fallback(data: Uint8Array): number {
+export function crc32Fallback(data: Uint8Array): number {
   if (!crcTable) {
     crcTable = new Int32Array(256);
     for (let n = 0; n < 256; n++) {

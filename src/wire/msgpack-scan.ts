@@ -63,7 +63,7 @@ export function scanMessagePack(buf: Uint8Array, start: number, end: number, max
       open = b & 0x0f;
     } else if (b <= 0xbf) {
       const len = b & 0x1f;
-      if (isKey && len === 9 && isProtoKey(buf, pos)) return 'a map key is "__proto__"';
+      if (isKey && len === 9 && isProtoKey(buf, pos, limit)) return 'a map key is "__proto__"';
       pos += len;
     } else {
       switch (b) {
@@ -77,7 +77,7 @@ export function scanMessagePack(buf: Uint8Array, start: number, end: number, max
         case 0xd9: { // str 8
           if (pos + 1 > limit) return 'the value is truncated';
           const len = buf[pos]!;
-          if (b === 0xd9 && isKey && len === 9 && isProtoKey(buf, pos + 1)) return 'a map key is "__proto__"';
+          if (b === 0xd9 && isKey && len === 9 && isProtoKey(buf, pos + 1, limit)) return 'a map key is "__proto__"';
           pos += 1 + len;
           break;
         }
@@ -86,7 +86,7 @@ export function scanMessagePack(buf: Uint8Array, start: number, end: number, max
           if (pos + 2 > limit) return 'the value is truncated';
           const len = (buf[pos]! << 8) | buf[pos + 1]!;
           // A non-minimal encoding must not smuggle the key past the check above.
-          if (b === 0xda && isKey && len === 9 && isProtoKey(buf, pos + 2)) return 'a map key is "__proto__"';
+          if (b === 0xda && isKey && len === 9 && isProtoKey(buf, pos + 2, limit)) return 'a map key is "__proto__"';
           pos += 2 + len;
           break;
         }
@@ -94,7 +94,7 @@ export function scanMessagePack(buf: Uint8Array, start: number, end: number, max
         case 0xdb: { // str 32
           if (pos + 4 > limit) return 'the value is truncated';
           const len = readU32(buf, pos);
-          if (b === 0xdb && isKey && len === 9 && isProtoKey(buf, pos + 4)) return 'a map key is "__proto__"';
+          if (b === 0xdb && isKey && len === 9 && isProtoKey(buf, pos + 4, limit)) return 'a map key is "__proto__"';
           pos += 4 + len;
           break;
         }
@@ -221,8 +221,9 @@ let flagStack = new Uint8Array(128);
 
 const PROTO = [0x5f, 0x5f, 0x70, 0x72, 0x6f, 0x74, 0x6f, 0x5f, 0x5f]; // "__proto__"
 
-function isProtoKey(buf: Uint8Array, at: number): boolean {
-  if (at + 9 > buf.length) return false;
+/** Whether the 9 bytes at `at` spell "__proto__"; bytes past `limit` are not looked at (the key is then truncated). */
+function isProtoKey(buf: Uint8Array, at: number, limit: number): boolean {
+  if (at + 9 > limit) return false;
   for (let i = 0; i < 9; i++) if (buf[at + i] !== PROTO[i]) return false;
   return true;
 }
