@@ -21,6 +21,13 @@ export class Sender {
   /** Frames may be written: the handshake is done. */
   framing = false;
   private corked = false;
+  /** An end-of-tick flush is scheduled. */
+  private tickScheduled = false;
+  /** Frames and bytes written since the stream was last corked. */
+  private batchFrames = 0;
+  private batchBytes = 0;
+  /** A batch leaves once it holds this many frames: FIRST_BATCH, doubling within a tick up to MAX_BATCH. */
+  private batchLimit = FIRST_BATCH;
   /** Senders waiting for the write buffer to fall under maxWriteBuffer. */
   private roomWaiters: Array<{ resolve(): void; reject(error: unknown): void }> = [];
 
@@ -62,8 +69,12 @@ export class Sender {
   }
 
   /**
-   * All frames leave through here. The first write in a tick corks the stream and the uncork is
-   * scheduled for the end of the tick, so a burst of frames goes out in one writev.
+   * All frames leave through here, corked into batches that leave in one writev each. A batch
+   * leaves at the end of the tick, or as soon as it holds `batchLimit` frames or BATCH_BYTES
+   * bytes: the peer starts on the first frames of a burst while this side is still encoding the
+   * rest, so the two processes work in parallel instead of taking turns. The limit starts small
+   * (the first frames leave at once) and doubles within a tick (a long burst costs few syscalls);
+   * a lone frame, as in a sequential ask, still leaves at the end of its tick.
    */
   writeFrame(frame: Buffer): void {
     const stream = this.stream;
@@ -71,20 +82,38 @@ export class Sender {
     if (!this.corked) {
       this.corked = true;
       stream.cork();
-      process.nextTick(uncork, this);
+      if (!this.tickScheduled) {
+        this.tickScheduled = true;
+        process.nextTick(endOfTick, this);
+      }
     }
     this.stats.messagesOut++;
     this.stats.bytesOut += frame.length;
     stream.write(frame);
+    this.batchBytes += frame.length;
+    if (++this.batchFrames >= this.batchLimit || this.batchBytes >= BATCH_BYTES) {
+      if (this.batchLimit < MAX_BATCH) this.batchLimit *= 2;
+      this.uncorkNow();
+    }
     // Over the limit (replies to a peer that asks faster than it reads): stop reading its asks
     // until it catches up, so it cannot make us buffer without bound.
     if (stream.writableLength > this.maxWriteBuffer) this.flow.pause(PauseReason.WRITES);
   }
 
-  /** @internal */
+  /** Let the corked batch go now. */
   uncorkNow(): void {
+    if (!this.corked) return;
     this.corked = false;
+    this.batchFrames = 0;
+    this.batchBytes = 0;
     this.stream.uncork();
+  }
+
+  /** @internal The tick is over: what is corked leaves, and the next burst starts with a small batch. */
+  endTick(): void {
+    this.tickScheduled = false;
+    this.batchLimit = FIRST_BATCH;
+    this.uncorkNow();
   }
 
   /** A frame of the wire's own (PING, PONG, CANCEL, CREDIT, GOODBYE, STREAM_END). */
@@ -195,7 +224,12 @@ export class Sender {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Frames in the first batch of a tick (then 2×, 4× … up to MAX_BATCH). */
+const FIRST_BATCH = 8;
+const MAX_BATCH = 128;
+/** A batch of this many bytes leaves at once, whatever its count (large frames do not wait). */
+const BATCH_BYTES = 64 * 1024;
 
-function uncork(sender: Sender): void {
-  sender.uncorkNow();
+function endOfTick(sender: Sender): void {
+  sender.endTick();
 }
