@@ -29,22 +29,28 @@ export class Responder implements Answerer {
     const ctx = new HandlerContextImpl(this.life.facade, id >= 0, session);
     ctx.streaming = credit >= 0;
     if (credit >= 0) ctx.credit = credit;
-    if (id >= 0) this.inFlight.startAsk(id, ctx);
-    let result: unknown;
+    // The ask is in flight in the table's one synchronous slot (no Map entry) while the handler
+    // runs and is answered; whatever is not answered by the end of run() moves to the Map.
+    if (id >= 0) this.inFlight.enter(id, ctx);
     try {
-      result = handler(event, ctx);
-    } catch (error) {
-      this.finishHandler(id, type, ctx, undefined, error, true);
-      return;
-    }
-    if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
-      if (id < 0) this.inFlight.startTell(ctx);
-      (result as PromiseLike<unknown>).then(
-        (value) => this.finishHandler(id, type, ctx, value, undefined, false),
-        (error) => this.finishHandler(id, type, ctx, undefined, error, true),
-      );
-    } else {
-      this.finishHandler(id, type, ctx, result, undefined, false);
+      let result: unknown;
+      try {
+        result = handler(event, ctx);
+      } catch (error) {
+        this.finishHandler(id, type, ctx, undefined, error, true);
+        return;
+      }
+      if (result !== null && typeof result === 'object' && typeof (result as PromiseLike<unknown>).then === 'function') {
+        if (id < 0) this.inFlight.startTell(ctx);
+        (result as PromiseLike<unknown>).then(
+          (value) => this.finishHandler(id, type, ctx, value, undefined, false),
+          (error) => this.finishHandler(id, type, ctx, undefined, error, true),
+        );
+      } else {
+        this.finishHandler(id, type, ctx, result, undefined, false);
+      }
+    } finally {
+      if (id >= 0) this.inFlight.leave(id, ctx);
     }
   }
 
