@@ -140,32 +140,20 @@ function prepareMessage(value: unknown, root: string): unknown {
  */
 function prepare(value: unknown, depth: number, path: string | undefined): unknown {
   if (typeof value !== 'object' || value === null) return prepareScalar(value, path);
+  // The common containers first, told apart by their prototype alone: a plain object or array
+  // costs one comparison here instead of the instanceof chain below.
+  const proto = Object.getPrototypeOf(value) as unknown;
+  if (proto === Object.prototype || proto === null) return prepareObject(value as Record<string, unknown>, depth, path);
+  if (proto === Array.prototype) return prepareArray(value as unknown[], depth, path);
   if (ArrayBuffer.isView(value)) return value;
   if (value instanceof Date) {
     // msgpackr would write an invalid Date as a 1-byte timestamp, which is not valid MessagePack.
     if (Number.isNaN(value.getTime())) throw cannotSend(path, 'is an invalid Date');
     return value;
   }
-  // `depth` counts the containers around `value`. The receiver's scan counts every array and map
-  // as one level and a Map or Set as two (its tag and its array); count the same way here, so that
-  // whatever this side encodes the peer can decode.
-  const levels = value instanceof Map || value instanceof Set ? 2 : 1;
-  if (depth + levels > MAX_NESTING_DEPTH) {
-    throw cannotSend(path, `is nested deeper than ${MAX_NESTING_DEPTH} levels (or the value has a cycle)`);
-  }
-  if (Array.isArray(value)) {
-    let copy: unknown[] | undefined;
-    for (let i = 0; i < value.length; i++) {
-      const item = value[i];
-      const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, path === undefined ? undefined : `${path}[${i}]`) : prepareLeaf(item, path, i);
-      if (prepared !== item) {
-        copy ??= value.slice();
-        copy[i] = prepared;
-      }
-    }
-    return copy ?? value;
-  }
+  if (Array.isArray(value)) return prepareArray(value, depth, path);
   if (value instanceof Map) {
+    checkDepth(depth + 2, path);
     const flat: unknown[] = new Array(value.size * 2);
     let i = 0;
     for (const [k, v] of value) {
@@ -175,6 +163,7 @@ function prepare(value: unknown, depth: number, path: string | undefined): unkno
     return new WireMap(flat);
   }
   if (value instanceof Set) {
+    checkDepth(depth + 2, path);
     const members: unknown[] = [];
     for (const m of value) members.push(prepare(m, depth + 2, path === undefined ? undefined : `${path}<member>`));
     return new WireSet(members);
@@ -182,14 +171,42 @@ function prepare(value: unknown, depth: number, path: string | undefined): unkno
   if (value instanceof Error || value instanceof RegExp || value instanceof Promise) {
     throw cannotSend(path, `is ${value.constructor.name === 'Error' ? 'an Error' : `a ${value.constructor.name}`}, which cannot be sent; send a plain object (for example { name, message }) instead`);
   }
+  return prepareObject(value as Record<string, unknown>, depth, path);
+}
+
+/**
+ * `levels` counts the containers around and including a value. The receiver's scan counts every
+ * array and map as one level and a Map or Set as two (its tag and its array); count the same way
+ * here, so that whatever this side encodes the peer can decode.
+ */
+function checkDepth(levels: number, path: string | undefined): void {
+  if (levels > MAX_NESTING_DEPTH) throw cannotSend(path, `is nested deeper than ${MAX_NESTING_DEPTH} levels (or the value has a cycle)`);
+}
+
+function prepareArray(value: unknown[], depth: number, path: string | undefined): unknown[] {
+  checkDepth(depth + 1, path);
+  let copy: unknown[] | undefined;
+  for (let i = 0; i < value.length; i++) {
+    const item = value[i];
+    const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, path === undefined ? undefined : `${path}[${i}]`) : prepareLeaf(item, path, i);
+    if (prepared !== item) {
+      copy ??= value.slice();
+      copy[i] = prepared;
+    }
+  }
+  return copy ?? value;
+}
+
+function prepareObject(value: Record<string, unknown>, depth: number, path: string | undefined): Record<string, unknown> {
+  checkDepth(depth + 1, path);
   let copy: Record<string, unknown> | undefined;
   for (const key in value) {
     // The receiver refuses a "__proto__" key (it would be renamed or pollute a prototype).
     if (key === '__proto__') throw cannotSend(path, 'has a "__proto__" key, which cannot be sent');
-    const item = (value as Record<string, unknown>)[key];
+    const item = value[key];
     const prepared = typeof item === 'object' && item !== null ? prepare(item, depth + 1, path === undefined ? undefined : `${path}.${key}`) : prepareLeaf(item, path, key);
     if (prepared !== item) {
-      copy ??= { ...(value as Record<string, unknown>) };
+      copy ??= { ...value };
       copy[key] = prepared;
     }
   }
