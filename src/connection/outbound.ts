@@ -65,24 +65,29 @@ export class Outbound {
     const id = this.pending.allocateId();
     const frame = this.sender.encode([FrameKind.ASK, id, event]);
     const timeout = options?.timeout ?? this.replyTimeout;
-    return new Promise((resolve, reject) => {
-      const ask: PendingAsk = { resolve, reject, deadline: performance.now() + timeout, timeout, type: event.type, signal: undefined, onAbort: undefined };
-      if (signal !== undefined) {
-        ask.signal = signal;
-        ask.onAbort = () => {
-          if (this.pending.take(id) === undefined) return;
-          this.sender.writeControl(FrameKind.CANCEL, id);
-          const error = abortedError(event.type, signal);
-          if (channels.askError.hasSubscribers) channels.askError.publish({ connection: this.life.facade, id, type: event.type, error });
-          reject(error);
-          this.life.settled();
-        };
-        signal.addEventListener('abort', ask.onAbort, { once: true });
-      }
-      this.pending.add(id, ask);
-      this.sender.writeFrame(frame);
-      if (channels.askStart.hasSubscribers) channels.askStart.publish({ connection: this.life.facade, id, event });
-    });
+    // The promise's resolve/reject are taken by a shared executor: no closure (and no context
+    // for this method's variables) is made per ask unless there is a signal to watch.
+    const reply = new Promise(takeSettlers);
+    const ask: PendingAsk = { resolve: takenResolve, reject: takenReject, deadline: performance.now() + timeout, timeout, type: event.type, signal: undefined, onAbort: undefined };
+    if (signal !== undefined) this.watchAbort(id, ask, event.type, signal);
+    this.pending.add(id, ask);
+    this.sender.writeFrame(frame);
+    if (channels.askStart.hasSubscribers) channels.askStart.publish({ connection: this.life.facade, id, event });
+    return reply;
+  }
+
+  /** Ask `id` is rejected with ABORTED, and the peer told to cancel, when `signal` aborts. */
+  private watchAbort(id: number, ask: PendingAsk, type: string, signal: AbortSignal): void {
+    ask.signal = signal;
+    ask.onAbort = () => {
+      if (this.pending.take(id) === undefined) return;
+      this.sender.writeControl(FrameKind.CANCEL, id);
+      const error = abortedError(type, signal);
+      if (channels.askError.hasSubscribers) channels.askError.publish({ connection: this.life.facade, id, type, error });
+      ask.reject(error);
+      this.life.settled();
+    };
+    signal.addEventListener('abort', ask.onAbort, { once: true });
   }
 
   /** Ask for a streamed reply (see stream-reader.ts). */
@@ -155,4 +160,12 @@ export class Outbound {
   release(reason: ConverseError): void {
     this.pending.rejectAll(reason);
   }
+}
+
+// The settlers of the promise `new Promise(takeSettlers)` just made (the executor runs at once).
+let takenResolve: (value: unknown) => void = () => {};
+let takenReject: (error: unknown) => void = () => {};
+function takeSettlers(resolve: (value: unknown) => void, reject: (error: unknown) => void): void {
+  takenResolve = resolve;
+  takenReject = reject;
 }
