@@ -1,3 +1,4 @@
+import type { FlightRecording } from './connection/recorder.js';
 /**
  * Every failure the library reports is a `ConverseError` with a stable string `code`.
  * Match on `code`, never on the message: messages say what happened and what to do, and
@@ -62,6 +63,11 @@ export class ConverseError extends Error {
   declare readonly remote?: RemoteErrorInfo;
   /** Present when `code` is `INVALID_MESSAGE`: what the validator found, with paths. */
   declare readonly issues?: Array<{ message: string; path: Array<string | number> }>;
+  /**
+   * The flight recording of the connection this error closed (its last frames and lifecycle
+   * transitions): on `closeReason` and on the error a server's `connectionError` event gives.
+   */
+  declare recording?: FlightRecording;
 
   constructor(
     code: ErrorCode,

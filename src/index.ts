@@ -20,6 +20,7 @@ export type { AskOptions, EventFor, EventOf, MessageFields, MessageType, Protoco
 export type { HandlerContext, Handlers } from './handlers.js';
 export type { ConnectionState, ConnectionActorRef } from '../machines/connection.machine.js';
 export type { SupervisorActorRef } from '../machines/supervisor.machine.js';
+export { saveRecording, loadRecording, renderRecording, type FlightRecording, type RecordedFrame, type RecordedTransition } from './recording.js';
 export { PROTOCOL_VERSION } from './wire/constants.js';
 export {
   introspect,

@@ -4,6 +4,7 @@ import type { ConverseError } from '../errors.js';
 import type { PeerCredentials } from '../transport/peer-credentials.js';
 import type { AnyActorRef } from 'xstate';
 import type { ProtocolMeta } from './negotiate.js';
+import type { FlightRecording } from './recorder.js';
 import type { ConnectionStats } from './stats.js';
 import type { AskOptions, EventFor, EventOf, MessageFields, MessageType, ReplyOf, StreamItemOf, StreamOptions } from '../types.js';
 
@@ -62,6 +63,15 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
   /** The connection's XState actor: its snapshot's value is `state`; its context holds the pending-reply table. */
   get actor(): ConnectionActorRef {
     return this.core.actor as ConnectionActorRef;
+  }
+
+  /**
+   * The flight recorder's recording so far: the last frames (direction, kind, id, type, size,
+   * time) and lifecycle transitions. A connection that closes on an error also puts it on the
+   * error as `recording`.
+   */
+  recording(): FlightRecording {
+    return this.core.recording();
   }
 
   /** Why the connection closed, when it did not close cleanly (undefined while open or after a clean close). */

@@ -20,6 +20,7 @@ import { Inbound } from './inbound.js';
 import type { Lifecycle } from './lifecycle.js';
 import { answerHello, hello, readWelcome, type LocalTerms, type Outcome, type ProtocolMeta } from './negotiate.js';
 import { Outbound } from './outbound.js';
+import { FlightRecorder, type FlightRecording } from './recorder.js';
 import { Responder, type Handler } from './responder.js';
 import { Sender } from './sender.js';
 import { newStats, type ConnectionStats } from './stats.js';
@@ -56,11 +57,15 @@ export interface CoreOptions {
   reportError?: (error: ConverseError) => void;
   /** The connection machine spawns a `session` actor: every message is offered to it first. */
   hasSession?: boolean;
+  /** Frames the flight recorder keeps (see recorder.ts). @default 64 */
+  recordedFrames?: number;
 }
 
 export class ConnectionCore implements ConnectionTransport, Lifecycle {
   phase: ConnectionState = 'handshake';
   readonly stats: ConnectionStats = newStats();
+  /** The last frames and transitions, for when something goes wrong (and for tracing). */
+  readonly recorder: FlightRecorder;
   /** The connection actor (set when the machine starts this transport). */
   actor: AnyActorRef | undefined;
   /** Why the connection closed, when not cleanly. */
@@ -101,6 +106,8 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.closed = new Promise((resolve) => (this.resolveClosed = resolve));
     this.flow = new ReadFlow(socket);
     this.sender = new Sender(socket, this.stats, options.maxWriteBuffer, options.maxMessageSize, this.flow);
+    this.recorder = this.sender.recorder = new FlightRecorder(options.recordedFrames);
+    this.recorder.transition('handshake');
     this.streams = new StreamWriter(this.sender, this, this.inFlight);
     const responder = new Responder(this.sender, this, this.inFlight, this.streams, options.schemas);
     this.inbound = new Inbound(
@@ -144,6 +151,12 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   /** The per-connection session actor, when the side was given a `session` machine. */
   get session(): AnyActorRef | undefined {
     return this.inbound.session;
+  }
+
+  /** The flight recorder's recording of this connection so far. */
+  recording(): FlightRecording {
+    const facade = this.facadeObject as { id?: string } | undefined;
+    return this.recorder.recording({ connection: facade?.id, role: this.options.role, peer: this.peer, reason: this.closeReason });
   }
 
   /** What inspectors and loggers see of the transport in the actor's context (not the stream). */
@@ -247,6 +260,8 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.sender.release(reason);
     if (!this.socket.destroyed) this.socket.destroy();
     this.setPhase('closed');
+    // (A reason found only now, after the actor reached `closed` on its own, still gets its recording.)
+    if (this.closeReason !== undefined) this.closeReason.recording ??= this.recording();
   }
 
   /** Called from the actor's snapshot subscription. */
@@ -254,11 +269,14 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     if (this.phase === phase || this.phase === 'closed') return;
     const previous = this.phase;
     this.phase = phase;
+    this.recorder.transition(phase);
     if (phase === 'active' && previous === 'handshake') {
       if (this.facadeObject === undefined) this.openUnpublished = true;
       else if (channels.connectionOpen.hasSubscribers) channels.connectionOpen.publish({ connection: this.facadeObject });
     }
     if (phase === 'closed') {
+      // What happened just before a failure travels with the error (`connectionError`, `closeReason`).
+      if (this.closeReason !== undefined) this.closeReason.recording ??= this.recording();
       if (previous !== 'handshake' && channels.connectionClose.hasSubscribers) {
         channels.connectionClose.publish({ connection: this.facade, error: this.closeReason });
       }
@@ -386,10 +404,15 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   /** The frame router: each frame goes to the part that owns its kind. */
   private onFrame(body: Buffer): void {
     let message: unknown;
+    let undecodable: unknown;
     try {
       message = decodeBody(body);
     } catch (error) {
-      this.fail(error as ConverseError);
+      undecodable = error;
+    }
+    this.recorder.frameIn(body, message);
+    if (undecodable !== undefined) {
+      this.fail(undecodable as ConverseError);
       return;
     }
     this.stats.messagesIn++;

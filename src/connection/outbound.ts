@@ -71,7 +71,7 @@ export class Outbound {
     const ask: PendingAsk = { resolve: takenResolve, reject: takenReject, deadline: performance.now() + timeout, timeout, type: event.type, signal: undefined, onAbort: undefined };
     if (signal !== undefined) this.watchAbort(id, ask, event.type, signal);
     this.pending.add(id, ask);
-    this.sender.writeFrame(frame);
+    this.sender.writeFrame(frame, event.type);
     if (channels.askStart.hasSubscribers) channels.askStart.publish({ connection: this.life.facade, id, event });
     return reply;
   }

@@ -7,6 +7,7 @@ import { describeThrown, errorPayload } from '../wire/envelope.js';
 import type { SharedFrame } from '../wire/shared-frame.js';
 import { abortedError } from './failures.js';
 import { PauseReason, type ReadFlow } from './flow.js';
+import type { FlightRecorder } from './recorder.js';
 import type { ConnectionStats } from './stats.js';
 
 /**
@@ -20,6 +21,8 @@ export class Sender {
   sendLimit: number;
   /** Frames may be written: the handshake is done. */
   framing = false;
+  /** Sees every frame written (set by the core). */
+  recorder: FlightRecorder | undefined;
   private corked = false;
   /** An end-of-tick flush is scheduled. */
   private tickScheduled = false;
@@ -75,10 +78,12 @@ export class Sender {
    * rest, so the two processes work in parallel instead of taking turns. The limit starts small
    * (the first frames leave at once) and doubles within a tick (a long burst costs few syscalls);
    * a lone frame, as in a sequential ask, still leaves at the end of its tick.
+   * `type` is the message type, for the flight recorder, when the caller knows it.
    */
-  writeFrame(frame: Buffer): void {
+  writeFrame(frame: Buffer, type?: string): void {
     const stream = this.stream;
     if (stream.destroyed || stream.writableEnded) return;
+    this.recorder?.frameOut(frame, this.checksum, type);
     if (!this.corked) {
       this.corked = true;
       stream.cork();
@@ -129,12 +134,12 @@ export class Sender {
 
   /** Encode and write `[kind, …]`; throws when the value cannot be encoded or is too large. */
   writeEnvelope(envelope: unknown[]): void {
-    this.writeFrame(encodeFrame(envelope, this.checksum, this.sendLimit));
+    this.writeFrame(encodeFrame(envelope, this.checksum, this.sendLimit), envelope[0] === FrameKind.TELL ? (envelope[1] as { type: string }).type : undefined);
   }
 
   /** A broadcast's TELL, encoded once for every connection with the same agreement. */
   writeShared(frames: SharedFrame): void {
-    this.writeFrame(frames.get(this.checksum, this.sendLimit));
+    this.writeFrame(frames.get(this.checksum, this.sendLimit), frames.type);
   }
 
   /** Answer ask `id` with `value`; a value that cannot be sent becomes the asker's REMOTE_ERROR. */
@@ -146,7 +151,7 @@ export class Sender {
       this.writeRemoteError(id, type, error);
       return;
     }
-    this.writeFrame(frame);
+    this.writeFrame(frame, type);
   }
 
   /** Answer ask `id` with what its handler threw. */

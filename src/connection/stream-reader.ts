@@ -67,7 +67,7 @@ export function readStream(asker: StreamAsker, event: { type: string }, options:
       signal.addEventListener('abort', ask.onAbort, { once: true });
     }
     pending.add(id, ask);
-    sender.writeFrame(frame);
+    sender.writeFrame(frame, event.type);
   };
   const iterator: AsyncIterableIterator<unknown> = {
     next: async () => {

@@ -1,0 +1,216 @@
+import { FrameKind, LENGTH_INLINE_MAX, LENGTH_U16, LENGTH_U32, CHECKSUM_SIZE } from '../wire/constants.js';
+import type { MessageTracer } from '../trace.js';
+
+/**
+ * The flight recorder: every connection keeps the metadata of its last frames (direction, kind,
+ * id, type, size, time) and its lifecycle transitions in fixed-size rings, so a connection that
+ * fails can say what happened just before. The rings are typed arrays allocated once per
+ * connection; recording a frame writes a few numbers and a reference to a type string that
+ * already exists (no allocation). A recording is built only when asked for (a failed close,
+ * introspection, the user).
+ *
+ * It is also the one place frames are observed: with a message tracer attached (`trace` option,
+ * or a monitor watching messages), each frame goes on to it behind a single branch.
+ */
+
+/** Frames each connection remembers by default. */
+export const DEFAULT_RECORDED_FRAMES = 64;
+/** Lifecycle transitions each connection remembers. */
+const RECORDED_TRANSITIONS = 16;
+
+/** The kind byte of a frame whose body could not be decoded, or was not an envelope. */
+const KIND_UNDECODABLE = 254;
+const KIND_NOT_ENVELOPE = 253;
+/** An envelope whose kind is not one this side knows and does not fit in 7 bits. */
+const KIND_UNKNOWN = 252;
+const NO_ID = 0xffffffff;
+const DIRECTION_OUT = 0x80;
+
+export type FrameDirection = 'in' | 'out';
+
+/** One frame as recorded. */
+export interface RecordedFrame {
+  /** Milliseconds since the epoch (sub-millisecond precision). */
+  at: number;
+  dir: FrameDirection;
+  /** TELL, ASK, REPLY, ERROR, CANCEL, GOODBYE, PING, PONG, STREAM_ITEM, STREAM_END, CREDIT, or UNDECODABLE / NOT_ENVELOPE / KIND_<n> for what a peer sent that is none of them. */
+  kind: string;
+  id?: number;
+  /** The message type: carried by TELL and ASK; for the other kinds, the type of the ask with the same id (when it is still in the recording). */
+  type?: string;
+  /** Body size in bytes. */
+  size: number;
+}
+
+/** One lifecycle transition as recorded. */
+export interface RecordedTransition {
+  at: number;
+  state: string;
+}
+
+/** What the flight recorder kept of a connection: JSON data, written to a file with `saveRecording`. */
+export interface FlightRecording {
+  format: 'interprocess-converse.recording';
+  version: 1;
+  connection?: string;
+  role?: 'client' | 'server';
+  peer?: { pid?: number; uid?: number; gid?: number };
+  /** When the recording was taken (ms since the epoch). */
+  takenAt: number;
+  /** Why the connection closed, when it closed on an error. */
+  reason?: { code: string; message: string };
+  /** Frames seen in all; only the last `frames.length` are kept. */
+  framesSeen: number;
+  frames: RecordedFrame[];
+  transitions: RecordedTransition[];
+}
+
+const KIND_NAMES: string[] = [];
+for (const [name, value] of Object.entries(FrameKind)) KIND_NAMES[value] = name;
+KIND_NAMES[KIND_UNDECODABLE] = 'UNDECODABLE';
+KIND_NAMES[KIND_NOT_ENVELOPE] = 'NOT_ENVELOPE';
+KIND_NAMES[KIND_UNKNOWN] = 'UNKNOWN_KIND';
+
+/** A frame kind's name. */
+export function kindName(kind: number): string {
+  return KIND_NAMES[kind] ?? `KIND_${kind}`;
+}
+
+/** Kinds whose second element is an id. */
+function hasId(kind: number): boolean {
+  return kind !== FrameKind.TELL && kind !== FrameKind.PING && kind !== FrameKind.PONG && kind !== FrameKind.GOODBYE && kind < 0x80;
+}
+
+export class FlightRecorder {
+  /** Attached while messages are traced; undefined costs one branch a frame. */
+  tracer: MessageTracer | undefined;
+  private readonly times: Float64Array;
+  /** Direction (high bit) and kind (low 7 bits, or one of the KIND_* above). */
+  private readonly kinds: Uint8Array;
+  private readonly ids: Uint32Array;
+  private readonly sizes: Uint32Array;
+  private readonly types: Array<string | undefined>;
+  private framesSeen = 0;
+  private readonly transitionTimes = new Float64Array(RECORDED_TRANSITIONS);
+  private readonly transitionStates: string[] = new Array<string>(RECORDED_TRANSITIONS).fill('');
+  private transitionsSeen = 0;
+
+  constructor(readonly capacity: number = DEFAULT_RECORDED_FRAMES) {
+    this.times = new Float64Array(capacity);
+    this.kinds = new Uint8Array(capacity);
+    this.ids = new Uint32Array(capacity);
+    this.sizes = new Uint32Array(capacity);
+    this.types = new Array<string | undefined>(capacity).fill(undefined);
+  }
+
+  /**
+   * A frame body arrived: `message` is what it decoded to, or undefined when it could not be
+   * decoded. Anything a peer sends is recorded as it is, malformed or not.
+   */
+  frameIn(body: Buffer, message: unknown): void {
+    let kind = KIND_UNDECODABLE;
+    let id = NO_ID;
+    let type: unknown;
+    if (message !== undefined) {
+      if (Array.isArray(message) && typeof message[0] === 'number') {
+        kind = message[0] >= 0 && message[0] < 0x80 && Number.isInteger(message[0]) ? message[0] : KIND_UNKNOWN;
+        if (kind === FrameKind.TELL) type = (message[1] as { type?: unknown } | null)?.type;
+        else if (hasId(kind)) {
+          const second = message[1];
+          if (typeof second === 'number' && second >= 0 && second < NO_ID && Number.isInteger(second)) id = second;
+          if (kind === FrameKind.ASK) type = (message[2] as { type?: unknown } | null)?.type;
+        }
+      } else kind = KIND_NOT_ENVELOPE;
+    }
+    this.record(kind, id, typeof type === 'string' ? type : undefined, body.length);
+    if (this.tracer !== undefined) this.tracer.frame('in', kind, id, body.length, message);
+  }
+
+  /** A frame is being written (length prefix, optional checksum, body); `type` when the writer knows it. */
+  frameOut(frame: Buffer, checksum: boolean, type: string | undefined): void {
+    const first = frame[0]!;
+    let at = first <= LENGTH_INLINE_MAX ? 1 : first === LENGTH_U16 ? 3 : first === LENGTH_U32 ? 5 : 9;
+    if (checksum) at += CHECKSUM_SIZE;
+    const size = frame.length - at;
+    // The body is a MessagePack array: fixarray (0x9X) or array 16 (0xdc + 2 bytes).
+    const header = frame[at]!;
+    at += header === 0xdc ? 3 : 1;
+    const kind = frame[at]!; // kinds are positive fixints
+    let id = NO_ID;
+    if (hasId(kind)) {
+      const marker = frame[at + 1]!;
+      if (marker < 0x80) id = marker;
+      else if (marker === 0xcc) id = frame[at + 2]!;
+      else if (marker === 0xcd) id = frame.readUInt16BE(at + 2);
+      else if (marker === 0xce) id = frame.readUInt32BE(at + 2);
+    }
+    this.record(kind | DIRECTION_OUT, id, type, size);
+    if (this.tracer !== undefined) this.tracer.frame('out', kind, id, size, frame.subarray(frame.length - size));
+  }
+
+  /** The connection's lifecycle moved to `state`. */
+  transition(state: string): void {
+    const slot = this.transitionsSeen % RECORDED_TRANSITIONS;
+    this.transitionTimes[slot] = performance.now();
+    this.transitionStates[slot] = state;
+    this.transitionsSeen++;
+    if (this.tracer !== undefined) this.tracer.state(state);
+  }
+
+  private record(kind: number, id: number, type: string | undefined, size: number): void {
+    const slot = this.framesSeen % this.capacity;
+    this.times[slot] = performance.now();
+    this.kinds[slot] = kind;
+    this.ids[slot] = id;
+    this.sizes[slot] = size;
+    this.types[slot] = type;
+    this.framesSeen++;
+  }
+
+  /** What was recorded, oldest first, as JSON data. */
+  recording(about: Pick<FlightRecording, 'connection' | 'role' | 'peer'> & { reason?: { code: string; message: string } | undefined } = {}): FlightRecording {
+    const origin = performance.timeOrigin;
+    const frames: RecordedFrame[] = [];
+    const kept = Math.min(this.framesSeen, this.capacity);
+    for (let n = this.framesSeen - kept; n < this.framesSeen; n++) {
+      const slot = n % this.capacity;
+      const bits = this.kinds[slot]!;
+      const out = (bits & DIRECTION_OUT) !== 0 && bits < KIND_UNKNOWN;
+      const frame: RecordedFrame = { at: origin + this.times[slot]!, dir: out ? 'out' : 'in', kind: kindName(out ? bits & 0x7f : bits), size: this.sizes[slot]! };
+      if (this.ids[slot] !== NO_ID) frame.id = this.ids[slot]!;
+      const type = this.types[slot];
+      if (type !== undefined) frame.type = type;
+      frames.push(frame);
+    }
+    nameAnswers(frames);
+    const transitions: RecordedTransition[] = [];
+    const keptTransitions = Math.min(this.transitionsSeen, RECORDED_TRANSITIONS);
+    for (let n = this.transitionsSeen - keptTransitions; n < this.transitionsSeen; n++) {
+      const slot = n % RECORDED_TRANSITIONS;
+      transitions.push({ at: origin + this.transitionTimes[slot]!, state: this.transitionStates[slot]! });
+    }
+    const recording: FlightRecording = { format: 'interprocess-converse.recording', version: 1, takenAt: origin + performance.now(), framesSeen: this.framesSeen, frames, transitions };
+    if (about.connection !== undefined) recording.connection = about.connection;
+    if (about.role !== undefined) recording.role = about.role;
+    if (about.peer !== undefined) recording.peer = { ...about.peer };
+    if (about.reason !== undefined) recording.reason = { code: about.reason.code, message: about.reason.message };
+    return recording;
+  }
+}
+
+/** Frames that answer an ask (REPLY, ERROR, CANCEL, STREAM_*, CREDIT) get the ask's type, when the ask is still in the recording. */
+function nameAnswers(frames: RecordedFrame[]): void {
+  const asked: Record<'in' | 'out', Map<number, string>> = { in: new Map(), out: new Map() };
+  for (const frame of frames) {
+    if (frame.id === undefined) continue;
+    if (frame.kind === 'ASK') {
+      if (frame.type !== undefined) asked[frame.dir].set(frame.id, frame.type);
+      continue;
+    }
+    if (frame.type !== undefined) continue;
+    // A REPLY we send answers the peer's ASK; a CANCEL or CREDIT we send is about our own ASK.
+    const ownAsk = frame.kind === 'CANCEL' || frame.kind === 'CREDIT' ? frame.dir : frame.dir === 'in' ? 'out' : 'in';
+    const type = asked[ownAsk].get(frame.id);
+    if (type !== undefined) frame.type = type;
+  }
+}
