@@ -15,6 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect } from './client.js';
 import type { Connection } from './connection/connection.js';
+import { replayText } from './cli-observe.js';
 import { introspect, libraryVersion, type ConnectionInfo, type IntrospectionEvent, type ServerInfo } from './introspection.js';
 import { runConformance } from './conformance/cli.js';
 import { guardWarnings, terminalSafe, terminalSafeDeep, terminalSafeOutput } from './terminal-safe.js';
@@ -44,6 +45,7 @@ Usage:
   ${NAME} dashboard <socket>                  serve the live web dashboard for the daemon
   ${NAME} conformance server <socket>         test another implementation's server (--help)
   ${NAME} conformance client -- <command…>    test another implementation's client (--help)
+  ${NAME} replay <file>                       print a saved flight recording
   ${NAME} help [command]
 
 Options:
@@ -99,6 +101,12 @@ bytes each way, last error.
 Streams connection state changes (handshake → active → closing → closed), supervisor state
 changes and refused connections, one line each, until Ctrl-C (exit 0). With --json each line
 is the event as JSON. A summary goes to stderr first. Exits 1 when the daemon goes away.
+`,
+  replay: `${NAME} replay <file> [--json]
+
+Prints a flight recording saved with saveRecording (a connection's last frames and lifecycle
+transitions, e.g. error.recording from a server's connectionError event) in time order:
+← a frame the recording side received, → one it sent. With --json, the checked recording.
 `,
   dashboard: `${NAME} dashboard <socket> [--port n] [--host addr] [--timeout ms]
 
@@ -586,11 +594,15 @@ export async function main(argv: string[]): Promise<number> {
     const socket = positionals[0];
     const rest = positionals.slice(1);
     if (!Object.hasOwn(COMMAND_HELP, command) && command !== 'ls') throw new UsageError(`unknown command "${command}".`);
-    if (socket === undefined) throw new UsageError(`${command}: missing the socket name.`);
+    if (socket === undefined) throw new UsageError(`${command}: missing the ${command === 'replay' ? 'file' : 'socket'} name.`);
     const noMore = (): void => {
       if (rest.length > 0) throw new UsageError(`${command}: unexpected arguments: ${rest.join(' ')}`);
     };
     switch (command) {
+      case 'replay':
+        noMore();
+        await write(process.stdout, replayText(socket, flags.json));
+        return ExitCode.OK;
       case 'call':
         return await call(socket, rest, flags);
       case 'tell':

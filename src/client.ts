@@ -59,6 +59,7 @@ async function establish(name: string, id: string, resolved: ResolvedOptions, op
     keepalive: resolved.keepalive,
     protocolMeta: resolved.protocol,
     hasSession: resolved.session !== undefined,
+    trace: resolved.trace,
   }, peer);
   const ready = new Promise<void>((resolve, reject) => {
     core.onPhase = (phase) => {

@@ -41,3 +41,4 @@ export {
 export { serveDashboard, machineGraph, type Dashboard, type DashboardOptions, type DashboardState, type MachineGraph } from './dashboard/index.js';
 export type { TlsOptions } from './transport/network.js';
 export type { NatsOptions } from './transport/nats/options.js';
+export { formatTraceRecord, type RedactInput, type TraceLevel, type TraceOption, type TraceOptions, type TraceRecord } from './trace.js';

@@ -220,6 +220,7 @@ export class Server<ServerApi = any, ClientApi = any>
       schemas: this.options.protocol?.definition,
       protocolMeta: this.options.protocol,
       hasSession: this.options.session !== undefined,
+      trace: this.options.trace,
       reportError: (error) => this.emit('handlerError', error, connection),
     }, peer);
     const connection = new Connection<ServerApi, ClientApi>(core, id);

@@ -25,6 +25,7 @@ import { Responder, type Handler } from './responder.js';
 import { Sender } from './sender.js';
 import { newStats, type ConnectionStats } from './stats.js';
 import { StreamWriter } from './stream-writer.js';
+import { MessageTracer, stderrSink, type TraceOptions } from '../trace.js';
 
 /**
  * The plain-code half of a connection, over any byte stream (a local socket today): it wires
@@ -59,6 +60,8 @@ export interface CoreOptions {
   hasSession?: boolean;
   /** Frames the flight recorder keeps (see recorder.ts). @default 64 */
   recordedFrames?: number;
+  /** Trace messages (the `trace` option, resolved). */
+  trace?: TraceOptions | undefined;
 }
 
 export class ConnectionCore implements ConnectionTransport, Lifecycle {
@@ -108,6 +111,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.sender = new Sender(socket, this.stats, options.maxWriteBuffer, options.maxMessageSize, this.flow);
     this.recorder = this.sender.recorder = new FlightRecorder(options.recordedFrames);
     this.recorder.transition('handshake');
+    if (options.trace !== undefined) this.traceMessages(options.trace.level === 'verbose', options.trace.redact).sinks.add(options.trace.log ?? stderrSink);
     this.streams = new StreamWriter(this.sender, this, this.inFlight);
     const responder = new Responder(this.sender, this, this.inFlight, this.streams, options.schemas);
     this.inbound = new Inbound(
@@ -157,6 +161,11 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   recording(): FlightRecording {
     const facade = this.facadeObject as { id?: string } | undefined;
     return this.recorder.recording({ connection: facade?.id, role: this.options.role, peer: this.peer, reason: this.closeReason });
+  }
+
+  /** The connection's message tracer, made (at `messages` level unless it exists) on first use. */
+  traceMessages(verbose = false, redact?: TraceOptions['redact']): MessageTracer {
+    return (this.recorder.tracer ??= new MessageTracer(() => (this.facadeObject as { id?: string } | undefined)?.id ?? '', verbose, redact));
   }
 
   /** What inspectors and loggers see of the transport in the actor's context (not the stream). */

@@ -122,8 +122,9 @@ export class FlightRecorder {
         }
       } else kind = KIND_NOT_ENVELOPE;
     }
-    this.record(kind, id, typeof type === 'string' ? type : undefined, body.length);
-    if (this.tracer !== undefined) this.tracer.frame('in', kind, id, body.length, message);
+    const known = typeof type === 'string' ? type : undefined;
+    this.record(kind, id, known, body.length);
+    if (this.tracer !== undefined) this.tracer.frame('in', kind, id, body.length, known, message);
   }
 
   /** A frame is being written (length prefix, optional checksum, body); `type` when the writer knows it. */
@@ -145,7 +146,7 @@ export class FlightRecorder {
       else if (marker === 0xce) id = frame.readUInt32BE(at + 2);
     }
     this.record(kind | DIRECTION_OUT, id, type, size);
-    if (this.tracer !== undefined) this.tracer.frame('out', kind, id, size, frame.subarray(frame.length - size));
+    if (this.tracer !== undefined) this.tracer.frame('out', kind, id, size, type, frame.subarray(frame.length - size));
   }
 
   /** The connection's lifecycle moved to `state`. */

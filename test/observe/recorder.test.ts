@@ -3,7 +3,8 @@
  * breaks with PROTOCOL_ERROR hands its last frames and transitions to `connectionError` as
  * `recording`; the recording survives a file and renders for the terminal.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
@@ -14,6 +15,8 @@ import { encodeFrame } from '../../src/wire/codec.js';
 import { cleanup, onCleanup, removeAfterTest, socketName, waitUntil } from '../helpers/cleanup.js';
 
 afterEach(cleanup);
+
+const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
 
 type Api = { add(e: { a: number; b: number }): number; hello(e: { name: string }): void };
 
@@ -90,6 +93,41 @@ describe('flight recorder', () => {
       '← KIND_99 #1 (3 B)',
       'state closed',
     ]);
+
+    // The real CLI (built to dist/ by `npm test`) prints the same lines.
+    if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does).`);
+    const replay = spawnSync(process.execPath, [CLI, 'replay', file], { encoding: 'utf8', timeout: 20000 });
+    expect(replay.stderr).toBe('');
+    expect(replay.status).toBe(0);
+    expect(replay.stdout).toBe(`${lines.join('\n')}\n`);
+  });
+
+  it('replay neutralises what a hostile recording file carries, and refuses what is not a recording', () => {
+    if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does).`);
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'recording-'));
+    removeAfterTest(dir);
+    const file = path.join(dir, 'hostile.json');
+    const hostile: FlightRecording = {
+      format: 'interprocess-converse.recording',
+      version: 1,
+      connection: 'c\u001b]0;owned\u0007',
+      takenAt: Date.now(),
+      framesSeen: 1,
+      reason: { code: 'PROTOCOL_ERROR', message: 'bad\r\nforged line' },
+      frames: [{ at: Date.now(), dir: 'in', kind: 'TELL', type: '\u001b[2Jclear\u009b', size: 3 }],
+      transitions: [],
+    };
+    fs.writeFileSync(file, JSON.stringify(hostile));
+    const replay = spawnSync(process.execPath, [CLI, 'replay', file], { encoding: 'utf8', timeout: 20000 });
+    expect(replay.status).toBe(0);
+    expect(replay.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/);
+    expect(replay.stdout).toContain('\\u001b[2Jclear\\u009b');
+    expect(replay.stdout.split('\n')[1]).toBe('Closed on PROTOCOL_ERROR: bad\\u000d\\u000aforged line');
+
+    fs.writeFileSync(file, JSON.stringify({ hello: 'world' }));
+    const refused = spawnSync(process.execPath, [CLI, 'replay', file], { encoding: 'utf8', timeout: 20000 });
+    expect(refused.status).toBe(1);
+    expect(refused.stderr).toMatch(/not a flight recording/);
   });
 
   it('keeps only the last frames, oldest first, and records a cleanly used connection too', async () => {

@@ -1,0 +1,14 @@
+/**
+ * The CLI's views of what happened on the wire: `replay <file>` (a flight recording) and the
+ * message lines of `monitor --messages`. Every string shown may come from a peer or from a
+ * hand-edited file: it goes through the terminal neutraliser.
+ */
+import { loadRecording, renderRecording } from './recording.js';
+import { terminalSafe, terminalSafeOutput } from './terminal-safe.js';
+
+/** `replay <file>`: the recording's lines (or, with `json`, the checked recording as JSON). */
+export function replayText(file: string, json: boolean): string {
+  const recording = loadRecording(file);
+  if (json) return `${JSON.stringify(recording)}\n`;
+  return terminalSafeOutput(`${renderRecording(recording, terminalSafe).join('\n')}\n`);
+}

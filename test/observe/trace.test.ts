@@ -1,0 +1,100 @@
+/**
+ * The message trace: a short dialogue traced on both sides matches the expected lines; field
+ * values appear only at `verbose`, after `redact`; peer strings are neutralised on the terminal.
+ */
+import diagnosticsChannel from 'node:diagnostics_channel';
+import { afterEach, describe, expect, it } from 'vitest';
+import { connect, listen } from '../../src/index.js';
+import { formatTraceRecord, type TraceRecord } from '../../src/trace.js';
+import { encodeFrame } from '../../src/wire/codec.js';
+import { cleanup, onCleanup, socketName, waitUntil } from '../helpers/cleanup.js';
+
+afterEach(cleanup);
+
+type ServerApi = { login(e: { user: string; password: string }): boolean; add(e: { a: number; b: number }): number; log(e: { line: string }): void };
+
+/** A line without what changes from run to run: the time, the connection id and the round-trip time. */
+function stable(record: TraceRecord): string {
+  return formatTraceRecord(record)
+    .replace(/^\d\d:\d\d:\d\d\.\d{3} \S+ /, '')
+    .replace(/ \d+\.\d\d ms/, ' <t> ms');
+}
+
+/** A frame body's size as the codec encodes it (the frame less its 1-byte length prefix). */
+function size(envelope: unknown[]): number {
+  return encodeFrame(envelope, false, 1 << 20).length - 1;
+}
+
+describe('message trace', () => {
+  it('traces a short dialogue on both sides, fields only at verbose and redacted', async () => {
+    const name = socketName();
+    const serverRecords: TraceRecord[] = [];
+    const server = await listen<ServerApi, {}>(name, {
+      handlers: { login: ({ password }) => password === 'hunter2', add: ({ a, b }) => a + b, log: () => {} },
+      trace: {
+        level: 'verbose',
+        log: (record) => serverRecords.push(record),
+        redact: ({ type, fields }) => (type === 'login' && typeof fields === 'object' && fields !== null ? { ...fields, password: '***' } : fields),
+      },
+    });
+    onCleanup(() => server.close({ timeout: 1000 }));
+    const clientRecords: TraceRecord[] = [];
+    const client = await connect<ServerApi, {}>(name, { trace: { level: 'messages', log: (record) => clientRecords.push(record) } });
+    onCleanup(() => client.close({ timeout: 1000 }));
+
+    expect(await client.ask({ type: 'login', user: 'ann', password: 'hunter2' })).toBe(true);
+    expect(await client.ask({ type: 'add', a: 2, b: 3 })).toBe(5);
+    await client.tell({ type: 'log', line: 'done' });
+    await waitUntil(() => serverRecords.length >= 5, 'the server traced the tell', 10000);
+
+    const login = size([1, 0, { type: 'login', user: 'ann', password: 'hunter2' }]);
+    const add = size([1, 1, { type: 'add', a: 2, b: 3 }]);
+    const log = size([0, { type: 'log', line: 'done' }]);
+    expect(serverRecords.map(stable)).toEqual([
+      `← ASK #0 login ${login} B {"user":"ann","password":"***"}`,
+      `→ REPLY #0 login 4 B <t> ms true`,
+      `← ASK #1 add ${add} B {"a":2,"b":3}`,
+      `→ REPLY #1 add 4 B <t> ms 5`,
+      `← TELL log ${log} B {"line":"done"}`,
+    ]);
+    expect(clientRecords.map(stable)).toEqual([
+      `→ ASK #0 login ${login} B`,
+      `← REPLY #0 login 4 B <t> ms`,
+      `→ ASK #1 add ${add} B`,
+      `← REPLY #1 add 4 B <t> ms`,
+      `→ TELL log ${log} B`,
+    ]);
+    for (const record of [...serverRecords, ...clientRecords]) {
+      expect(record.connection).toBe(record === clientRecords[0] || clientRecords.includes(record) ? client.id : [...server.connections.values()][0]!.id);
+    }
+    expect(serverRecords[1]!.elapsed).toBeGreaterThanOrEqual(0);
+    expect(JSON.stringify(serverRecords)).not.toContain('hunter2');
+  });
+
+  it('publishes on the message channel, and neutralises control characters a peer put in a type', async () => {
+    const name = socketName();
+    const server = await listen<Record<string, (e: object) => void>, {}>(name, { handlers: {}, trace: { level: 'verbose', log: () => {} } });
+    onCleanup(() => server.close({ timeout: 1000 }));
+    const published: TraceRecord[] = [];
+    const onMessage = (message: unknown): void => void published.push((message as { record: TraceRecord }).record);
+    diagnosticsChannel.subscribe('interprocess-converse:message', onMessage);
+    onCleanup(() => diagnosticsChannel.unsubscribe('interprocess-converse:message', onMessage));
+    const client = await connect<Record<string, (e: object) => void>, {}>(name);
+    onCleanup(() => client.close({ timeout: 1000 }));
+    await client.tell({ type: '\u001b]0;owned\u0007x', secret: '\u001b[2J' } as never);
+    await waitUntil(() => published.some((r) => r.dir === 'in'), 'the tell was traced', 10000);
+    const line = formatTraceRecord(published.find((r) => r.dir === 'in')!);
+    expect(line).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(line).toContain('\\u001b]0;owned\\u0007x');
+  });
+
+  it('an untraced connection has no tracer', async () => {
+    const name = socketName();
+    const server = await listen<ServerApi, {}>(name, { handlers: { login: () => true, add: ({ a, b }) => a + b, log: () => {} } });
+    onCleanup(() => server.close({ timeout: 1000 }));
+    const client = await connect<ServerApi, {}>(name, { trace: 'off' });
+    onCleanup(() => client.close({ timeout: 1000 }));
+    expect(client.core.recorder.tracer).toBeUndefined();
+    await expect(connect<ServerApi, {}>(name, { trace: 'loud' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
