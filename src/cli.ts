@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect } from './client.js';
 import type { Connection } from './connection/connection.js';
-import { replayText } from './cli-observe.js';
+import { messageLine, replayText } from './cli-observe.js';
+import { watchMessages } from './message-watch.js';
 import { introspect, libraryVersion, type ConnectionInfo, type IntrospectionEvent, type ServerInfo } from './introspection.js';
 import { runConformance } from './conformance/cli.js';
 import { guardWarnings, terminalSafe, terminalSafeDeep, terminalSafeOutput } from './terminal-safe.js';
@@ -42,6 +43,7 @@ Usage:
   ${NAME} info <socket>                       server version, message types, connections
   ${NAME} connections <socket>                the connections and their states (alias: ls)
   ${NAME} monitor <socket>                    stream connection state changes until Ctrl-C
+                                              (--messages: every message too)
   ${NAME} dashboard <socket>                  serve the live web dashboard for the daemon
   ${NAME} conformance server <socket>         test another implementation's server (--help)
   ${NAME} conformance client -- <command…>    test another implementation's client (--help)
@@ -96,11 +98,16 @@ uptime, the supervisor's state and counts, message types, and every connection.
 Every connection not yet closed: id, state, peer pid/uid, age, pending asks, messages and
 bytes each way, last error.
 `,
-  monitor: `${NAME} monitor <socket> [--json] [--timeout ms]
+  monitor: `${NAME} monitor <socket> [--messages] [--json] [--timeout ms]
 
 Streams connection state changes (handshake → active → closing → closed), supervisor state
 changes and refused connections, one line each, until Ctrl-C (exit 0). With --json each line
 is the event as JSON. A summary goes to stderr first. Exits 1 when the daemon goes away.
+
+--messages also shows every message of every other connection as it passes: time, connection,
+direction (← the daemon received it, → it sent it), kind, #id, type, size and, for answers, the
+time since the ask; field values only when the daemon traces at 'verbose' (after its redact
+hook). With --json: {"kind":"message","record":{…}}.
 `,
   replay: `${NAME} replay <file> [--json]
 
@@ -119,6 +126,8 @@ interface Flags {
   json: boolean;
   timeout: number;
   wait: boolean;
+  /** monitor: every message of every connection too. */
+  messages: boolean;
   port: number;
   host: string;
 }
@@ -475,6 +484,12 @@ async function monitor(socket: string, flags: Flags): Promise<number> {
           { timeout: flags.timeout },
         );
         you = watch.initial.server.you === undefined ? undefined : terminalSafe(watch.initial.server.you);
+        const messages = flags.messages
+          ? await watchMessages(connection, (record, dropped) => {
+              const text = messageLine(record, dropped, flags.json);
+              queue = queue.then(() => write(process.stdout, text));
+            }, { timeout: flags.timeout })
+          : undefined;
         const { server, connections } = terminalSafeDeep(watch.initial);
         await write(
           process.stderr,
@@ -483,6 +498,7 @@ async function monitor(socket: string, flags: Flags): Promise<number> {
         const outcome = await Promise.race([signal.promise.then(() => 'signal' as const), connection.closed.then(() => 'closed' as const)]);
         await queue;
         if (outcome === 'signal') {
+          await messages?.stop();
           await watch.stop();
           return ExitCode.OK;
         }
@@ -541,6 +557,7 @@ function parse(argv: string[]): { command: string | undefined; positionals: stri
         json: { type: 'boolean' },
         timeout: { type: 'string' },
         wait: { type: 'boolean' },
+        messages: { type: 'boolean' },
         port: { type: 'string' },
         host: { type: 'string' },
         help: { type: 'boolean', short: 'h' },
@@ -561,6 +578,7 @@ function parse(argv: string[]): { command: string | undefined; positionals: stri
     json: values.json === true,
     timeout: number('timeout', values.timeout, 5000, 1, 2 ** 31 - 1),
     wait: values.wait === true,
+    messages: values.messages === true,
     port: number('port', values.port, 0, 0, 65535),
     host: values.host ?? '127.0.0.1',
   };

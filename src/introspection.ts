@@ -9,6 +9,7 @@ import type { Server, ServerPlugin } from './server.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';
 import type { AskOptions } from './types.js';
 import { PROTOCOL_VERSION } from './wire/constants.js';
+import { MessageWatchers, MessageWatchTypes } from './message-watch.js';
 
 /**
  * Introspection: what a server knows about itself and its connections, in plain data, for the
@@ -466,7 +467,14 @@ const MAX_UNSENT_EVENTS = 1024;
  */
 export function introspectionPlugin(server: Server, options: object, introspection: boolean | IntrospectionOptions | undefined): ServerPlugin {
   registerServer(server, options, introspection);
-  return { handlers: introspectionHandlers(server, introspection), connectionMade: markConnectionOpened };
+  const messageWatchers = new MessageWatchers(() => serverConnections(server));
+  return {
+    handlers: introspectionHandlers(server, introspection, messageWatchers),
+    connectionMade: (connection) => {
+      markConnectionOpened(connection);
+      messageWatchers.connectionMade(connection);
+    },
+  };
 }
 
 /**
@@ -476,6 +484,7 @@ export function introspectionPlugin(server: Server, options: object, introspecti
 export function introspectionHandlers(
   server: Server,
   options: boolean | IntrospectionOptions | undefined,
+  messageWatchers?: MessageWatchers,
 ): Record<string, (event: any, ctx: any) => unknown> | undefined {
   if (options === undefined || options === false) return undefined;
   validateIntrospectionOptions(options);
@@ -540,6 +549,16 @@ export function introspectionHandlers(
       const start = watchStart(server);
       start.server.you = connection.id;
       return start;
+    },
+    [MessageWatchTypes.WATCH]: (_event: unknown, ctx: { connection: Connection }) => {
+      check(ctx.connection);
+      if (messageWatchers === undefined) throw new ConverseError('NO_HANDLER', 'This server does not offer message watching.');
+      messageWatchers.add(ctx.connection);
+      return { watching: true };
+    },
+    [MessageWatchTypes.UNWATCH]: (_event: unknown, ctx: { connection: Connection }) => {
+      messageWatchers?.remove(ctx.connection);
+      return { watching: false };
     },
     [IntrospectionMessages.UNWATCH]: (_event: unknown, ctx: { connection: Connection }) => {
       const stop = watchers.get(ctx.connection);

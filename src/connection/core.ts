@@ -168,6 +168,14 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     return (this.recorder.tracer ??= new MessageTracer(() => (this.facadeObject as { id?: string } | undefined)?.id ?? '', verbose, redact));
   }
 
+  /** Stop giving records to `sink`; a tracer left with no sink is removed (untraced costs one branch). */
+  untrace(sink: (record: never) => void): void {
+    const tracer = this.recorder.tracer;
+    if (tracer === undefined) return;
+    tracer.sinks.delete(sink as never);
+    if (tracer.sinks.size === 0) this.recorder.tracer = undefined;
+  }
+
   /** What inspectors and loggers see of the transport in the actor's context (not the stream). */
   toJSON(): object {
     return { role: this.options.role, phase: this.phase, peer: this.peer, stats: this.stats, pendingAsks: this.pending.size };

@@ -2,7 +2,10 @@
  * The message trace: a short dialogue traced on both sides matches the expected lines; field
  * values appear only at `verbose`, after `redact`; peer strings are neutralised on the terminal.
  */
+import { spawn } from 'node:child_process';
 import diagnosticsChannel from 'node:diagnostics_channel';
+import * as fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, listen } from '../../src/index.js';
 import { formatTraceRecord, type TraceRecord } from '../../src/trace.js';
@@ -10,6 +13,8 @@ import { encodeFrame } from '../../src/wire/codec.js';
 import { cleanup, onCleanup, socketName, waitUntil } from '../helpers/cleanup.js';
 
 afterEach(cleanup);
+
+const CLI = fileURLToPath(new URL('../../dist/src/cli.js', import.meta.url));
 
 type ServerApi = { login(e: { user: string; password: string }): boolean; add(e: { a: number; b: number }): number; log(e: { line: string }): void };
 
@@ -96,5 +101,40 @@ describe('message trace', () => {
     onCleanup(() => client.close({ timeout: 1000 }));
     expect(client.core.recorder.tracer).toBeUndefined();
     await expect(connect<ServerApi, {}>(name, { trace: 'loud' as never })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+
+  it('monitor --messages shows every message of the other connections, and stops tracing when it leaves', async () => {
+    if (!fs.existsSync(CLI)) throw new Error(`${CLI} is missing: run \`npm run build\` first (npm test does).`);
+    const name = socketName();
+    const server = await listen<ServerApi, {}>(name, { handlers: { login: () => true, add: ({ a, b }) => a + b, log: () => {} }, introspection: true });
+    onCleanup(() => server.close({ timeout: 1000 }));
+    const client = await connect<ServerApi, {}>(name);
+    onCleanup(() => client.close({ timeout: 1000 }));
+    const monitor = spawn(process.execPath, [CLI, 'monitor', name, '--messages'], { stdio: ['ignore', 'pipe', 'pipe'] });
+    onCleanup(() => void monitor.kill('SIGKILL'));
+    let out = '';
+    let err = '';
+    monitor.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
+    monitor.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
+    const exited = new Promise<number | null>((resolve) => monitor.once('exit', resolve));
+    await waitUntil(() => /Ctrl-C to stop/.test(err), 'the monitor is watching', 20000);
+    const serverSide = [...server.connections.values()].find((c) => c.id !== undefined && c.core.recorder.tracer !== undefined)!;
+    expect(serverSide).toBeDefined();
+
+    expect(await client.ask({ type: 'add', a: 2, b: 3 })).toBe(5);
+    await client.tell({ type: 'log', line: 'secret stays unseen' });
+    await waitUntil(() => out.includes('TELL log'), 'the monitor printed the tell', 20000);
+    const lines = out.split('\n').filter((line) => / [←→] /.test(line)).map((line) => line.replace(/^\d\d:\d\d:\d\d\.\d{3} /, '').replace(/ \d+\.\d\d ms/, ' <t> ms'));
+    const id = serverSide.id.slice(0, 8);
+    expect(lines).toEqual([
+      `${id} ← ASK #0 add ${size([1, 0, { type: 'add', a: 2, b: 3 }])} B`,
+      `${id} → REPLY #0 add 4 B <t> ms`,
+      `${id} ← TELL log ${size([0, { type: 'log', line: 'secret stays unseen' }])} B`,
+    ]);
+    expect(out).not.toContain('secret'); // no field values: the daemon does not trace at verbose
+
+    monitor.kill('SIGINT');
+    expect(await exited).toBe(0);
+    await waitUntil(() => serverSide.core.recorder.tracer === undefined, 'the tracer is gone with its last watcher', 10000);
   });
 });
