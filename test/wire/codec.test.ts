@@ -236,6 +236,10 @@ describe('codec round trip: every value kind the contract lists', () => {
     };
     const decoded = both(value) as typeof value;
     expect(decoded.type).toBe('sync');
+    // Arrays that hold a Map stay arrays (they are copied to wrap the Map, not turned into objects).
+    expect(Array.isArray(decoded.list)).toBe(true);
+    expect(Array.isArray(decoded.nested.a)).toBe(true);
+    expect(Array.isArray(decoded.nested.a[0]!.b)).toBe(true);
     const map = decoded.list[0]!;
     expect(map).toBeInstanceOf(Map);
     expect(map.get('k')).toStrictEqual(new Set([1, 2]));

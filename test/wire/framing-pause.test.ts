@@ -160,6 +160,8 @@ describe('FrameDecoder pause/resume', () => {
   // - resume()'s `if (!this.paused) return`: held-back chunks exist only while paused or after a
   //   failure, and after a failure the loop does not run either;
   // - the resume loop's `state !== FAILED`: a chunk pushed after a failure is ignored anyway;
+  // - flush() handing its chunks on as `fromBacklog = false`: that flag only matters when pausing
+  //   at a frame boundary, and pause() is ignored while flushing;
   // - stop() emptying the backlog: nothing held back is delivered after stop() either way; it
   //   only lets the held chunks be collected.
 });
