@@ -13,6 +13,9 @@ export default {
   reporters: ['clear-text', 'progress', 'json', 'html'],
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },
   htmlReporter: { fileName: 'reports/mutation/mutation.html' },
+  // The sandbox needs only the sources and the tests (not the build, which \`npm run build\` may be
+  // replacing at that moment, nor benchmarks, docs and reports).
+  ignorePatterns: ['dist', 'reports', 'bench', 'docs', '.rel-dist', '.runtimes', 'native/build', 'prebuilds', 'examples'],
   tempDirName: '.stryker-tmp',
   cleanTempDir: 'always',
   concurrency: 2,
