@@ -74,16 +74,31 @@ describe('codec: the path an ENCODE_FAILED names', () => {
     expect(error.cause).toBeUndefined();
   });
 
-  it('wraps any other failure while encoding as ENCODE_FAILED with the cause', () => {
+  it('wraps any other failure while encoding as ENCODE_FAILED with the cause, without walking the value again', () => {
     const boom = new Error('getter failed');
+    let reads = 0;
     const value = {
       get field(): unknown {
+        reads++;
         throw boom;
       },
     };
     const error = encodeFailure(value);
     expect(error.cause).toBe(boom);
     expect(error.message).toContain('getter failed');
+    expect(reads).toBe(1);
+  });
+
+  it('says so when a value that could not be sent can be on the second walk (a getter that changed)', () => {
+    let reads = 0;
+    const value = {
+      get field(): unknown {
+        reads++;
+        return reads === 1 ? (): void => {} : 1;
+      },
+    };
+    expect(encodeFailure(value).message).toContain('message changed while it was being encoded');
+    expect(reads).toBe(2);
   });
 });
 
@@ -112,6 +127,8 @@ describe('codec: nesting counted as the receiver counts it', () => {
 });
 
 // Not tested, because no input tells them apart (mutation testing reports them as survivors):
+// - the first walk building paths anyway (`path === undefined ? undefined : …` made to build the
+//   string): the paths are then built and not used; only the second walk's error shows them;
 // - prepare()'s fast paths: choosing prepare() or prepareLeaf() for an item (`typeof item ===
 //   'object' && item !== null`), prepareLeaf()'s early return for strings, booleans, undefined and
 //   null, the loop bound `i < value.length` made `<=` (one undefined item more, left as it is), and
