@@ -14,7 +14,7 @@ import { HandshakeReader, type HandshakeMessage } from '../wire/handshake.js';
 import type { SharedFrame } from '../wire/shared-frame.js';
 import { Deadlines } from './deadlines.js';
 import { protocolError } from './failures.js';
-import { ReadFlow } from './flow.js';
+import { PauseReason, ReadFlow } from './flow.js';
 import { InFlightTable } from './in-flight.js';
 import { Inbound } from './inbound.js';
 import type { Lifecycle } from './lifecycle.js';
@@ -135,6 +135,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   }
   set facade(facade: unknown) {
     this.facadeObject = facade;
+    this.flow.resume(PauseReason.FACADE);
     // A client's facade is made once the handshake is done: publish the open it missed.
     if (this.openUnpublished) {
       this.openUnpublished = false;
@@ -382,6 +383,9 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     );
     this.decoder = decoder;
     this.flow.useDecoder(decoder);
+    // Frames may follow the WELCOME in the same read; they wait until handlers can be given
+    // their connection.
+    if (this.facadeObject === undefined) this.flow.pause(PauseReason.FACADE);
     this.sender.framing = true;
     this.deadlines = new Deadlines(this.options, decoder, this.sender, this.stats, (error) => this.fail(error));
     watch(this.deadlines);

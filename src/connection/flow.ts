@@ -11,6 +11,11 @@ export const PauseReason = {
   READER: 1,
   /** More than maxWriteBuffer bytes wait for the peer to read them. */
   WRITES: 2,
+  /**
+   * The handshake is done but the public connection object does not exist yet (a client's is
+   * made when connect() resolves): a handler run now would see `ctx.connection` undefined.
+   */
+  FACADE: 4,
 } as const;
 
 export class ReadFlow {
