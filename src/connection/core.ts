@@ -8,6 +8,7 @@ import type { PeerCredentials } from '../transport/peer-credentials.js';
 import type { AskOptions } from '../types.js';
 import { unwatch, watch } from '../watchdog.js';
 import { decodeBody } from '../wire/codec.js';
+import { envelopeProblem } from '../wire/envelope-shape.js';
 import { FrameKind } from '../wire/constants.js';
 import { FrameDecoder } from '../wire/framing.js';
 import { HandshakeReader, type HandshakeMessage } from '../wire/handshake.js';
@@ -97,6 +98,8 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   private streamError: Error | undefined;
   private resolveClosed!: () => void;
   private facadeObject: unknown;
+  /** A drain check is scheduled (see `settled`). */
+  private drainCheckQueued = false;
   private openUnpublished = false;
 
   constructor(
@@ -307,10 +310,18 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
 
   /** Closing completes once the peer said goodbye and nothing of either side is in flight. */
   settled(): void {
-    if (this.watchingDrain && this.peerSaidGoodbye && this.pending.size === 0 && this.inFlight.size === 0) {
-      this.watchingDrain = false;
-      this.report({ type: 'TRANSPORT.DRAINED' });
-    }
+    if (!this.watchingDrain || this.drainCheckQueued) return;
+    // Decided once the current read is handled, not in the middle of it: an ASK that came in the
+    // same read as the peer's GOODBYE is still answered (CONNECTION_CLOSED, §7.1 step 3) before
+    // this side ends its direction.
+    this.drainCheckQueued = true;
+    setImmediate(() => {
+      this.drainCheckQueued = false;
+      if (!this.released && this.watchingDrain && this.peerSaidGoodbye && this.pending.size === 0 && this.inFlight.size === 0) {
+        this.watchingDrain = false;
+        this.report({ type: 'TRANSPORT.DRAINED' });
+      }
+    });
   }
 
   fail(error: ConverseError): void {
@@ -424,24 +435,26 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
 
   /** The frame router: each frame goes to the part that owns its kind. */
   private onFrame(body: Buffer): void {
-    let message: unknown;
+    let decoded: unknown;
     let undecodable: unknown;
     try {
-      message = decodeBody(body);
+      decoded = decodeBody(body);
     } catch (error) {
       undecodable = error;
     }
-    this.recorder.frameIn(body, message);
+    this.recorder.frameIn(body, decoded);
     if (undecodable !== undefined) {
       this.fail(undecodable as ConverseError);
       return;
     }
     this.stats.messagesIn++;
-    if (!Array.isArray(message) || typeof message[0] !== 'number') {
-      this.fail(protocolError('a frame body must be a MessagePack array starting with the frame kind'));
+    const problem = envelopeProblem(body, decoded);
+    if (problem !== undefined) {
+      this.fail(protocolError(problem));
       return;
     }
-    const kind = message[0];
+    const message = decoded as unknown[];
+    const kind = message[0] as number;
     if (kind === FrameKind.TELL) {
       this.inbound.dispatch(message[1], -1, -1);
       return;
@@ -451,11 +464,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
       return;
     }
     if (kind === FrameKind.PONG) return; // any incoming bytes already count as a sign of life
-    const id = message[1];
-    if (kind !== FrameKind.GOODBYE && (typeof id !== 'number' || !Number.isInteger(id) || id < 0 || id > 0xffffffff)) {
-      this.fail(protocolError(`frame kind ${kind} needs a uint32 id`));
-      return;
-    }
+    const id = message[1] as number; // (its shape was checked above)
     switch (kind) {
       case FrameKind.REPLY:
         this.outbound.onReply(id, message[2]);
@@ -470,9 +479,19 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
           this.fail(protocolError(`it sent an ASK with id ${id} while its earlier ASK with that id was still in progress`));
           return;
         }
-        // An optional fourth element carries ask options: { stream: credit } asks for a streamed reply.
+        // An optional fourth element carries ask options: { stream: window } asks for a streamed
+        // reply. Other keys, and options that are not a map, are ignored (§6.7); a window that is
+        // not an integer in 1 … 2^32−1 is a protocol error (1.5 would otherwise grant 2 items).
         const askOptions = message[3] as { stream?: unknown } | undefined;
-        const credit = typeof askOptions === 'object' && askOptions !== null && typeof askOptions.stream === 'number' ? askOptions.stream : -1;
+        let credit = -1;
+        if (typeof askOptions === 'object' && askOptions !== null && askOptions.stream !== undefined) {
+          const window = askOptions.stream;
+          if (typeof window !== 'number' || !Number.isInteger(window) || window < 1 || window > 0xffffffff) {
+            this.fail(protocolError(`an ASK's stream window must be an integer in 1 … 2^32−1`));
+            return;
+          }
+          credit = window;
+        }
         this.inbound.dispatch(message[2], id, credit);
         return;
       }
@@ -495,8 +514,6 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
           this.report({ type: 'TRANSPORT.PEER_GOODBYE' });
         }
         return;
-      default:
-        this.fail(protocolError(`unknown frame kind ${kind}`));
     }
   }
 }

@@ -4,7 +4,7 @@ import { PendingReplies, type PendingAsk } from '../pending.js';
 import type { AskOptions } from '../types.js';
 import { FrameKind } from '../wire/constants.js';
 import { errorFromWire } from '../wire/envelope.js';
-import { abortedError, badMessageError, isMessage } from './failures.js';
+import { abortedError, badMessageError, isMessage, protocolError } from './failures.js';
 import { assertSendable, unavailable, type Lifecycle } from './lifecycle.js';
 import type { Sender } from './sender.js';
 import type { ConnectionStats } from './stats.js';
@@ -136,8 +136,13 @@ export class Outbound {
 
   onStreamItem(id: number, value: unknown): void {
     const ask = this.pending.get(id);
-    if (ask === undefined || ask.item === undefined) {
+    if (ask === undefined) {
       this.stats.lateReplies++;
+      return;
+    }
+    if (ask.item === undefined) {
+      // Stream frames answer only an ASK that asked for a stream (§6.7).
+      this.life.fail(protocolError(`it answered the plain ASK ${id} with a STREAM_ITEM`));
       return;
     }
     this.pending.touch(ask);
@@ -145,14 +150,18 @@ export class Outbound {
   }
 
   onStreamEnd(id: number): void {
-    const ask = this.pending.take(id);
-    if (ask === undefined) {
+    const found = this.pending.get(id);
+    if (found === undefined) {
       this.stats.lateReplies++;
       return;
     }
+    if (found.end === undefined) {
+      this.life.fail(protocolError(`it answered the plain ASK ${id} with a STREAM_END`));
+      return;
+    }
+    const ask = this.pending.take(id)!;
     if (channels.askEnd.hasSubscribers) channels.askEnd.publish({ connection: this.life.facade, id, type: ask.type });
-    if (ask.end !== undefined) ask.end();
-    else ask.resolve(undefined);
+    ask.end!();
     this.life.settled();
   }
 

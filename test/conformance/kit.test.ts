@@ -38,32 +38,23 @@ function runKit(args: string[]): Promise<{ code: number; report: Report; stderr:
 
 const failures = (report: Report): string[] => report.results.filter((r) => !r.ok).map((r) => `${r.id} §${r.section} ${r.title}: ${r.reason}`);
 
-/**
- * Cases this library fails today, each a known disagreement with docs/PROTOCOL.md that is being
- * fixed (issue 12): S25 an ASK after the peer's GOODBYE goes unanswered (§7.1 step 3); S30 floats
- * accepted as kind/id, extra or missing envelope elements and non-integer CREDITs tolerated (§6);
- * C5–C12, C15, C19: a client's handler that runs for a frame arriving with the WELCOME sees
- * `ctx.connection` undefined. The list must match exactly, so fixing one fails this test until the
- * list is updated.
- */
-const KNOWN_FAILURES = { server: ['S25', 'S30'], client: ['C5', 'C6', 'C7', 'C8', 'C9', 'C10', 'C11', 'C12', 'C15', 'C19'] };
 const failedIds = (report: Report): string[] => report.results.filter((r) => !r.ok).map((r) => r.id);
 
 describe('conformance kit against this library', () => {
-  it('server role: every case passes against the reference server (but the known failures)', async () => {
+  it('server role: every case passes against the reference server', async () => {
     const name = socketName();
     await startFixture('conformance-server', [name]);
     const { code, report } = await runKit(['server', name]);
-    expect(failedIds(report), failures(report).join('\n')).toEqual(KNOWN_FAILURES.server);
+    expect(failedIds(report), failures(report).join('\n')).toEqual([]);
     expect(report.results.length).toBeGreaterThanOrEqual(30);
-    expect(code).toBe(KNOWN_FAILURES.server.length === 0 ? 0 : 1);
+    expect(code).toBe(0);
   }, 180_000);
 
-  it('client role: every case passes against the reference client (but the known failures)', async () => {
+  it('client role: every case passes against the reference client', async () => {
     const { code, report } = await runKit(['client', '--', process.execPath, fixturePath('conformance-client')]);
-    expect(failedIds(report), failures(report).join('\n')).toEqual(KNOWN_FAILURES.client);
+    expect(failedIds(report), failures(report).join('\n')).toEqual([]);
     expect(report.results.length).toBeGreaterThanOrEqual(21);
-    expect(code).toBe(KNOWN_FAILURES.client.length === 0 ? 0 : 1);
+    expect(code).toBe(0);
   }, 180_000);
 });
 
