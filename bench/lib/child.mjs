@@ -20,7 +20,9 @@ if (role === 'server') {
     start: async (args) => {
       server = await peer.serve(args.path, args);
       // Run time (wall less waiting for a CPU) per accept only where asked (it costs ~8 µs an accept).
-      instrumentAccepts(server.netServer?.(), { cpu: args.acceptCpu === true });
+      if (args.acceptCpu === true) enableRunQueueWait();
+      if (typeof server.acceptHook === 'function') server.acceptHook(timedAccept);
+      else instrumentAccepts(server.netServer?.());
       return { pid: process.pid };
     },
     mem: () => gcMemory(),
@@ -137,23 +139,29 @@ function enableRunQueueWait() {
   }
 }
 
-function instrumentAccepts(netServer, { cpu = false } = {}) {
+function instrumentAccepts(netServer) {
   if (!netServer) return;
-  if (cpu) enableRunQueueWait();
   const listeners = netServer.listeners('connection');
   netServer.removeAllListeners('connection');
-  for (const listener of listeners) {
-    netServer.on('connection', function timed(socket) {
-      const t = performance.now();
-      const wait0 = runQueueWait !== undefined ? runQueueWait() : 0;
-      listener.call(this, socket);
-      const ms = performance.now() - t;
-      const cpuMs = runQueueWait !== undefined ? Math.max(0, ms - (runQueueWait() - wait0) / 1e6) : undefined;
-      const accept = { t, ms, cpuMs, hsMs: 0, hsCpuMs: 0, i: acceptCount++ };
-      accepts.push(accept);
-      timeHandshake(socket, accept);
-    });
-  }
+  for (const listener of listeners) netServer.on('connection', timedAccept(listener, (socket) => socket));
+}
+
+/**
+ * `accept` (a peer's function that takes one accepted connection, synchronously), timed;
+ * `socketOf` finds the socket in its argument, for the handshake's half (see timeHandshake).
+ */
+function timedAccept(accept, socketOf) {
+  return function timed(arg) {
+    const t = performance.now();
+    const wait0 = runQueueWait !== undefined ? runQueueWait() : 0;
+    const result = accept.call(this, arg);
+    const ms = performance.now() - t;
+    const cpuMs = runQueueWait !== undefined ? Math.max(0, ms - (runQueueWait() - wait0) / 1e6) : undefined;
+    const record = { t, ms, cpuMs, hsMs: 0, hsCpuMs: 0, i: acceptCount++ };
+    accepts.push(record);
+    timeHandshake(socketOf(arg), record);
+    return result;
+  };
 }
 
 /**

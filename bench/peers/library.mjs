@@ -29,8 +29,15 @@ export async function serve(path, options = {}) {
   });
   return {
     connections: () => server.connections.size,
-    // The listening net.Server (a private field; only to time accepts).
-    netServer: () => server.bound?.server,
+    // Accepts are timed around the server's own accept function (a private field of its
+    // transport listener, called by the net.Server's 'connection' listener right after it reads
+    // the peer's credentials), for the accept-stall target.
+    acceptHook: (wrap) => {
+      const listener = server.bound;
+      if (listener === undefined || typeof listener.onConnection !== 'function') return;
+      const accept = listener.onConnection;
+      listener.onConnection = wrap((accepted) => accept.call(listener, accepted), (accepted) => accepted.socket);
+    },
     close: () => server.close({ timeout: 1000 }),
   };
 }
