@@ -46,6 +46,14 @@ export class AsyncQueue<T> {
     return new Promise((resolve) => this.waiters.push(resolve));
   }
 
+  /** Take every buffered item at once (the owner disposes of them). */
+  takeAll(): T[] {
+    const taken = this.items.slice(this.head);
+    this.items = [];
+    this.head = 0;
+    return taken;
+  }
+
   /** Remove buffered items that match (e.g. connections that closed before anyone took them). */
   remove(predicate: (item: T) => boolean): void {
     const kept = this.items.slice(this.head).filter((item) => !predicate(item));

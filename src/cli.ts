@@ -366,7 +366,8 @@ function parseEvent(args: string[]): { type: string } & Record<string, unknown> 
 
 async function open(socket: string, flags: Flags): Promise<Connection> {
   // No handlers of our own: an ask from the daemon gets NO_HANDLER at once, tells are dropped.
-  return connect(socket, { handlers: {}, connectTimeout: flags.timeout, handshakeTimeout: flags.timeout, replyTimeout: flags.timeout, waitForServer: flags.wait });
+  // Its own lack of handlers is deliberate: nothing to warn about (warnUnobservedErrors: false).
+  return connect(socket, { handlers: {}, warnUnobservedErrors: false, connectTimeout: flags.timeout, handshakeTimeout: flags.timeout, replyTimeout: flags.timeout, waitForServer: flags.wait });
 }
 
 /** Connect, or report why not: exit 4 when --timeout ran out, else 3 (or 2 for a bad name). */

@@ -60,6 +60,7 @@ async function establish(name: string, id: string, resolved: ResolvedOptions, op
     protocolMeta: resolved.protocol,
     hasSession: resolved.session !== undefined,
     trace: resolved.trace,
+    warnUnobserved: resolved.warnUnobservedErrors,
   }, peer);
   const ready = new Promise<void>((resolve, reject) => {
     core.onPhase = (phase) => {

@@ -56,6 +56,14 @@ export interface ConversationOptions<Local, Remote> {
   /** An XState inspection observer attached to every actor (supervisor and connections). */
   inspect?: InspectOption;
   /**
+   * Errors of this side's own making that no asker can be told of — a tell's handler threw, a
+   * tell was dropped (no handler, invalid, not accepted), a reply failed the declared protocol —
+   * are said as process warnings when nobody observes them (a server observes them with a
+   * `handlerError` listener), once per kind (error code and message type) per process, the way an
+   * unhandled `'error'` event would be heard. `false` silences them. @default true
+   */
+  warnUnobservedErrors?: boolean;
+  /**
    * Once the first byte of a frame has arrived, the whole frame must arrive within this many ms,
    * or the connection is closed with FRAME_TIMEOUT (a defence against slowloris peers). The same
    * limit applies to a peer that leaves our data unread (PEER_NOT_READING). @default 30000
@@ -181,6 +189,7 @@ export interface ResolvedOptions {
   protocol: DeclaredProtocol | undefined;
   session: AnyStateMachine | undefined;
   trace: TraceOptions | undefined;
+  warnUnobservedErrors: boolean;
 }
 
 export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions<any, any>): ResolvedOptions {
@@ -198,6 +207,7 @@ export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions
     protocol: options.protocol,
     session: options.session,
     trace: resolveTrace(options.trace),
+    warnUnobservedErrors: options.warnUnobservedErrors !== false,
     maxWriteBuffer: options.maxWriteBuffer ?? DEFAULT_MAX_WRITE_BUFFER,
     keepalive:
       options.keepalive === undefined

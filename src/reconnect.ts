@@ -74,6 +74,8 @@ export class ReconnectingConnection<Local = any, Remote = any> extends Connectio
   private readonly queue: Queued[] = [];
   private readonly messages = new AsyncQueue<IncomingMessageImpl>();
   private resumePump: (() => void) | undefined;
+  /** The application iterates the logical connection (each physical one is told: attachReader). */
+  private iterating = false;
   private userClosed = false;
 
   /** @internal Use `connect(name, { reconnect })`. */
@@ -177,6 +179,9 @@ export class ReconnectingConnection<Local = any, Remote = any> extends Connectio
   }
 
   override [Symbol.asyncIterator](): AsyncIterator<IncomingMessage<Local>> {
+    // The pump reads each physical connection for the logical stream; only this marks a reader.
+    this.iterating = true;
+    this.core.attachReader();
     return {
       next: () => this.messages.next() as Promise<IteratorResult<IncomingMessage<Local>>>,
       return: () => Promise.resolve({ value: undefined, done: true }),
@@ -190,6 +195,7 @@ export class ReconnectingConnection<Local = any, Remote = any> extends Connectio
 
   private follow(core: ConnectionCore): void {
     core.facade = this;
+    if (this.iterating) core.attachReader();
     void this.pump(core);
     void core.closed.then(() => {
       if (this.core === core && !this.userClosed) this.machine.send({ type: 'CONNECTION.LOST', error: core.closeReason });

@@ -15,6 +15,7 @@ import {
 import { AsyncQueue } from './async-queue.js';
 import { ConnectionCore } from './connection/core.js';
 import { Connection } from './connection/connection.js';
+import { warnUnobserved } from './connection/unobserved.js';
 import { ConverseError } from './errors.js';
 import type { ListenOptions, ResolvedOptions } from './options.js';
 import { parseAddress, type TransportAddress } from './transport/address.js';
@@ -221,7 +222,7 @@ export class Server<ServerApi = any, ClientApi = any>
       protocolMeta: this.options.protocol,
       hasSession: this.options.session !== undefined,
       trace: this.options.trace,
-      reportError: (error) => this.emit('handlerError', error, connection),
+      reportError: (error, messageType) => this.reportHandlerError(error, messageType, connection),
     }, peer);
     const connection = new Connection<ServerApi, ClientApi>(core, id);
     this.plugin.connectionMade?.(connection);
@@ -271,6 +272,12 @@ export class Server<ServerApi = any, ClientApi = any>
     } catch {
       return true;
     }
+  }
+
+  /** A `handlerError` listener observes these; with none, they are said once per kind (see warnUnobservedErrors). */
+  private reportHandlerError(error: ConverseError, messageType: string | undefined, connection: Connection<ServerApi, ClientApi>): void {
+    if (this.listenerCount('handlerError') > 0) this.emit('handlerError', error, connection);
+    else if (this.options.warnUnobservedErrors) warnUnobserved(error, messageType, "listen for the server's 'handlerError' event to handle these, or pass warnUnobservedErrors: false to listen()");
   }
 
   private refuse(event: AcceptedSocketEvent, code: RefusalCode, why: RefusalReason): void {

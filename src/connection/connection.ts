@@ -174,6 +174,7 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
 
   /** Incoming messages when no `handlers` were given: in order, backpressured. Ends when the connection closes. */
   [Symbol.asyncIterator](): AsyncIterator<IncomingMessage<Local>> {
+    this.core.attachReader();
     const queue = this.core.incoming;
     return {
       next: () => queue.next() as Promise<IteratorResult<IncomingMessage<Local>>>,

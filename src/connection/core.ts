@@ -27,6 +27,7 @@ import { Sender } from './sender.js';
 import { newStats, type ConnectionStats } from './stats.js';
 import { StreamWriter } from './stream-writer.js';
 import { MessageTracer, stderrSink, type TraceOptions } from '../trace.js';
+import { warnUnobserved } from './unobserved.js';
 
 /**
  * The plain-code half of a connection, over any byte stream (a local socket today): it wires
@@ -55,8 +56,13 @@ export interface CoreOptions {
   protocolMeta?: ProtocolMeta;
   /** Schemas of the messages this side serves: incoming messages are validated against them. */
   schemas?: ProtocolDefinition;
-  /** Errors of this side's own making that no asker can be told of (a tell handler threw …). */
-  reportError?: (error: ConverseError) => void;
+  /**
+   * Errors of this side's own making that no asker can be told of (a tell handler threw …).
+   * Without it they are said as process warnings, once per kind, unless `warnUnobserved` is false.
+   */
+  reportError?: (error: ConverseError, messageType: string | undefined) => void;
+  /** Say unobserved errors as process warnings (once per kind). @default true */
+  warnUnobserved?: boolean;
   /** The connection machine spawns a `session` actor: every message is offered to it first. */
   hasSession?: boolean;
   /** Frames the flight recorder keeps (see recorder.ts). @default 64 */
@@ -154,6 +160,11 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   /** Incoming messages for an application that iterates the connection. */
   get incoming(): Inbound['incoming'] {
     return this.inbound.incoming;
+  }
+
+  /** The application iterates this connection (see Inbound.attachReader). */
+  attachReader(): void {
+    this.inbound.attachReader();
   }
 
   /** The per-connection session actor, when the side was given a `session` machine. */
@@ -330,9 +341,9 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.report({ type: 'TRANSPORT.FAILED', error });
   }
 
-  reportLocal(error: ConverseError): void {
-    if (this.options.reportError !== undefined) this.options.reportError(error);
-    else process.emitWarning(`interprocess-converse: ${error.message}`, { code: `INTERPROCESS_CONVERSE_${error.code}` });
+  reportLocal(error: ConverseError, messageType?: string): void {
+    if (this.options.reportError !== undefined) this.options.reportError(error, messageType);
+    else if (this.options.warnUnobserved !== false) warnUnobserved(error, messageType, 'pass warnUnobservedErrors: false to connect() to silence these');
   }
 
   private report(event: TransportEvent): void {

@@ -24,6 +24,11 @@ export interface InboundOptions {
   schemas?: ProtocolDefinition | undefined;
   /** The connection machine spawns a `session` actor: every message is offered to it first. */
   hasSession?: boolean;
+  /**
+   * A client's unread queue is not held forever (see `unread`); a server's connections may be
+   * accepted now and iterated later, so theirs pause reading instead.
+   */
+  role?: 'client' | 'server';
 }
 
 /**
@@ -34,6 +39,14 @@ export interface InboundOptions {
 export class Inbound {
   readonly incoming = new AsyncQueue<IncomingMessageImpl>();
   private readonly gate: SessionGate | undefined;
+  /** The application iterates the connection (see `attachReader`). */
+  private reader = false;
+  /**
+   * A client with no handlers, and nobody iterated while INCOMING_HIGH_WATER messages piled up: asks are
+   * answered NO_HANDLER and tells dropped, so that reading goes on and replies to this side's
+   * own asks are never stuck behind messages nobody will read. Ends when a reader attaches.
+   */
+  private unread = false;
 
   constructor(
     private readonly options: InboundOptions,
@@ -51,6 +64,15 @@ export class Inbound {
     this.incoming.onTake = () => {
       if (this.flow.isPausedFor(PauseReason.READER) && this.incoming.size <= INCOMING_LOW_WATER) this.flow.resume(PauseReason.READER);
     };
+  }
+
+  /**
+   * The application started iterating the connection: from now on a long queue pauses reading
+   * (backpressure) instead of being refused as unread.
+   */
+  attachReader(): void {
+    this.reader = true;
+    this.unread = false;
   }
 
   /** The session actor, once there is one. */
@@ -130,7 +152,7 @@ export class Inbound {
       return;
     }
     this.stats.unhandledTells++;
-    this.life.reportLocal(new ConverseError(code, `A tell was dropped: ${message}`, issues ? { issues } : undefined));
+    this.life.reportLocal(new ConverseError(code, `A tell was dropped: ${message}`, issues ? { issues } : undefined), type);
   }
 
   private deliver(event: { type: string }, id: number, type: string, credit: number): void {
@@ -150,9 +172,42 @@ export class Inbound {
       this.responder.run(handler, event, id, type, credit, this.session);
       return;
     }
+    if (this.unread) {
+      this.refuseUnread(id, type);
+      return;
+    }
     const message = new IncomingMessageImpl(this.responder, this.life, event, id);
     if (id >= 0) this.inFlight.startAsk(id, message);
     this.incoming.push(message);
-    if (this.incoming.size >= INCOMING_HIGH_WATER) this.flow.pause(PauseReason.READER);
+    if (this.incoming.size >= INCOMING_HIGH_WATER) {
+      if (this.reader || this.options.role !== 'client') this.flow.pause(PauseReason.READER);
+      else this.stopHoldingUnread();
+    }
+  }
+
+  /**
+   * Neither handlers nor a reader, and the queue is full: pausing now would stall this side's own
+   * replies behind messages nobody reads. Answer what waits, and what comes, as unhandled.
+   */
+  private stopHoldingUnread(): void {
+    this.unread = true;
+    this.life.reportLocal(
+      new ConverseError(
+        'NO_HANDLER',
+        `${INCOMING_HIGH_WATER} messages arrived on a connection that has no handlers and that nobody iterates; its asks are now answered NO_HANDLER and its tells dropped, until the application iterates it. Give the connection handlers, or iterate it (for await … of connection).`,
+      ),
+      '$unread',
+    );
+    for (const message of this.incoming.takeAll()) {
+      if (message.id >= 0) {
+        if (!this.inFlight.finished(message.id, message)) continue; // cancelled meanwhile
+        this.refuseUnread(message.id, message.event.type);
+        this.life.settled();
+      } else this.refuseUnread(-1, message.event.type);
+    }
+  }
+
+  private refuseUnread(id: number, type: string): void {
+    this.refuse(id, type, 'NO_HANDLER', `"${type}" arrived on a connection with no handlers that nobody iterates.`);
   }
 }

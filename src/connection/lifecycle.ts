@@ -20,8 +20,8 @@ export interface Lifecycle {
   settled(): void;
   /** The peer broke something: close the connection with `error`. */
   fail(error: ConverseError): void;
-  /** An error of this side's making that no asker can be told of. */
-  reportLocal(error: ConverseError): void;
+  /** An error of this side's making that no asker can be told of, about a message of `messageType`. */
+  reportLocal(error: ConverseError, messageType?: string): void;
 }
 
 /** The error for a send made while the connection cannot carry it. */

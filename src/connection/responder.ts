@@ -72,7 +72,7 @@ export class Responder implements Answerer {
       if (threw) {
         // A tell has no asker to tell: surface it rather than lose it.
         const remote = describeThrown(error);
-        this.life.reportLocal(new ConverseError('REMOTE_ERROR', `The handler for the tell "${type}" threw ${remote.name}: ${remote.message}`, { cause: error, remote }));
+        this.life.reportLocal(new ConverseError('REMOTE_ERROR', `The handler for the tell "${type}" threw ${remote.name}: ${remote.message}`, { cause: error, remote }), type);
       }
       return;
     }
@@ -105,7 +105,7 @@ export class Responder implements Answerer {
       }
       const issues = toValidationIssues(result.issues);
       const error = new ConverseError('INVALID_MESSAGE', `The handler for "${type}" returned a reply that does not match the declared protocol: ${describeIssues(issues)}.`, { issues });
-      this.life.reportLocal(error);
+      this.life.reportLocal(error, type);
       this.settleAsk(id, type, ctx, undefined, error, true);
     };
     let result: ReturnType<StandardSchemaV1['~standard']['validate']>;

@@ -68,6 +68,7 @@ export class SessionGate {
       const remote = describeThrown(after.error);
       this.life.reportLocal(
         new ConverseError('REMOTE_ERROR', `The session machine failed taking "${type}" (${remote.name}: ${remote.message}); the connection is closing.`, { cause: after.error, remote }),
+        type,
       );
       if (id >= 0) this.sender.writeRemoteError(id, type, after.error);
       return Gate.DONE;

@@ -71,7 +71,7 @@ export class StreamWriter {
           if (result.issues !== undefined) {
             const issues = toValidationIssues(result.issues);
             const error = new ConverseError('INVALID_MESSAGE', `The handler for "${type}" streamed an item that does not match the declared protocol: ${describeIssues(issues)}.`, { issues });
-            this.life.reportLocal(error);
+            this.life.reportLocal(error, type);
             throw error;
           }
           value = result.value;
