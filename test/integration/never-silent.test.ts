@@ -8,7 +8,7 @@
  * its own.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { connect, listen, type ConverseError } from '../../src/index.js';
+import { connect, listen, type ConnectOptions, type ConverseError, type ListenOptions } from '../../src/index.js';
 import { cleanup, onCleanup, rejectionOf, sleep, socketName, waitUntil } from '../helpers/cleanup.js';
 
 afterEach(cleanup);
@@ -24,15 +24,15 @@ function collectWarnings(): Array<{ code: string; message: string }> {
   return seen;
 }
 
-async function serve(options: Parameters<typeof listen>[1]) {
+async function serve(options: ListenOptions<any, any>) {
   const name = socketName();
-  const server = await listen(name, options);
+  const server = await listen<any, any>(name, options);
   onCleanup(() => server.close({ timeout: 500 }));
   return { name, server };
 }
 
-async function client(name: string, options: Parameters<typeof connect>[1] = {}) {
-  const connection = await connect(name, options);
+async function client(name: string, options: ConnectOptions<any, any> = {}) {
+  const connection = await connect<any, any>(name, options);
   onCleanup(() => connection.close({ timeout: 500 }));
   return connection;
 }
