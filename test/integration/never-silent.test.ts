@@ -120,7 +120,7 @@ describe('unobserved errors', () => {
 describe('a client with neither handlers nor an iterator', () => {
   it('is never stuck: past 256 unread messages it answers asks NO_HANDLER, drops tells, and its own asks get their replies', async () => {
     const warnings = collectWarnings();
-    const { name, server } = await serve({ handlers: { add: ({ a, b }: { a: number; b: number }) => a + b } });
+    const { name, server } = await serve({ handlers: { add: ({ a, b }: any) => a + b } });
     const c = await client(name); // no handlers, never iterated
     await waitUntil(() => server.connections.size === 1, 'the server has the connection');
     const [toClient] = server.connections.values();
