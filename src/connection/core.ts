@@ -132,6 +132,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
       responder,
       this.stats,
       () => (this.actor?.getSnapshot() as { children?: Record<string, AnyActorRef> } | undefined)?.children?.session,
+      () => this.outbound.pending.size > 0,
     );
     this.outbound = new Outbound(this.sender, this, this.stats, options.replyTimeout);
     // Listen for errors from the start: an 'error' with no listener would crash the process.
@@ -199,6 +200,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   // ── Sending: the facade's calls ─────────────────────────────────────────────────────────
 
   ask(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
+    this.inbound.ownAskStarting();
     return this.outbound.ask(event, options);
   }
 
@@ -207,10 +209,12 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   }
 
   startAsk(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
+    this.inbound.ownAskStarting();
     return this.outbound.startAsk(event, options);
   }
 
   stream(event: { type: string }, options: (AskOptions & { window?: number }) | undefined): AsyncIterableIterator<unknown> {
+    this.inbound.ownAskStarting();
     return this.outbound.stream(event, options);
   }
 

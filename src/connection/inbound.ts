@@ -42,9 +42,10 @@ export class Inbound {
   /** The application iterates the connection (see `attachReader`). */
   private reader = false;
   /**
-   * A client with no handlers, and nobody iterated while INCOMING_HIGH_WATER messages piled up: asks are
-   * answered NO_HANDLER and tells dropped, so that reading goes on and replies to this side's
-   * own asks are never stuck behind messages nobody will read. Ends when a reader attaches.
+   * A client with no handlers whose unread queue is full while nobody iterates, and a reply it
+   * waits for (or an ask of the peer) would be stuck behind it: asks are answered NO_HANDLER and
+   * tells dropped, so that reading goes on. Ends when a reader attaches. (A full queue of tells
+   * alone, with nothing of ours waiting, just pauses reading: the application may iterate later.)
    */
   private unread = false;
 
@@ -57,6 +58,8 @@ export class Inbound {
     private readonly responder: Responder,
     private readonly stats: ConnectionStats,
     findSession: () => AnyActorRef | undefined,
+    /** This side waits for replies to asks of its own. */
+    private readonly awaitingReplies: () => boolean,
   ) {
     if (options.hasSession === true) {
       this.gate = new SessionGate(findSession, responder, sender, life, (id, type, code, message) => this.refuse(id, type, code, message));
@@ -73,6 +76,14 @@ export class Inbound {
   attachReader(): void {
     this.reader = true;
     this.unread = false;
+  }
+
+  /**
+   * This side is about to ask: if reading is paused on an unread queue nobody will read, its
+   * reply would be stuck behind it.
+   */
+  ownAskStarting(): void {
+    if (!this.reader && !this.unread && this.options.role === 'client' && this.flow.isPausedFor(PauseReason.READER)) this.stopHoldingUnread();
   }
 
   /** The session actor, once there is one. */
@@ -180,8 +191,8 @@ export class Inbound {
     if (id >= 0) this.inFlight.startAsk(id, message);
     this.incoming.push(message);
     if (this.incoming.size >= INCOMING_HIGH_WATER) {
-      if (this.reader || this.options.role !== 'client') this.flow.pause(PauseReason.READER);
-      else this.stopHoldingUnread();
+      if (!this.reader && this.options.role === 'client' && (this.awaitingReplies() || this.queuedAsk())) this.stopHoldingUnread();
+      else this.flow.pause(PauseReason.READER);
     }
   }
 
@@ -194,7 +205,7 @@ export class Inbound {
     this.life.reportLocal(
       new ConverseError(
         'NO_HANDLER',
-        `${INCOMING_HIGH_WATER} messages arrived on a connection that has no handlers and that nobody iterates; its asks are now answered NO_HANDLER and its tells dropped, until the application iterates it. Give the connection handlers, or iterate it (for await … of connection).`,
+        `${this.incoming.size} messages wait unread on a connection that has no handlers and that nobody iterates, and replies are stuck behind them; its asks are now answered NO_HANDLER and its tells dropped, until the application iterates it. Give the connection handlers, or iterate it (for await … of connection).`,
       ),
       '$unread',
     );
@@ -205,6 +216,12 @@ export class Inbound {
         this.life.settled();
       } else this.refuseUnread(-1, message.event.type);
     }
+    this.flow.resume(PauseReason.READER); // delivers what was held back: refused the same way
+  }
+
+  private queuedAsk(): boolean {
+    for (const message of this.incoming.buffered()) if (message.id >= 0) return true;
+    return false;
   }
 
   private refuseUnread(id: number, type: string): void {
