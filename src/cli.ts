@@ -175,11 +175,15 @@ function json(value: unknown, compact: boolean): string {
  * Whether a failure to connect was --timeout running out (exit 4), rather than a refusal or no
  * daemon at all (exit 3): connecting gave up at its deadline, with no errno that says why.
  */
-function connectTimedOut(error: unknown, elapsed: number, flags: Pick<Flags, 'timeout'>): boolean {
+function connectTimedOut(error: unknown, elapsed: number, flags: Pick<Flags, 'timeout' | 'wait'>): boolean {
   const e = error as { code?: unknown; cause?: { code?: unknown } };
   if (elapsed < flags.timeout) return false;
   if (e?.code === 'HANDSHAKE_FAILED') return true;
-  return e?.code === 'CONNECT_FAILED' && (e.cause?.code === undefined || e.cause.code === 'EAGAIN' || e.cause.code === 'ENOENT' || e.cause.code === 'ECONNREFUSED');
+  if (e?.code !== 'CONNECT_FAILED') return false;
+  const errno = e.cause?.code;
+  // Busy to the end (or no errno at all): the deadline. Nobody listening: only when waiting for it.
+  if (errno === undefined || errno === 'EAGAIN') return true;
+  return flags.wait && (errno === 'ENOENT' || errno === 'ECONNREFUSED');
 }
 
 /** The library's advice names its options; the CLI's names its flags. */
