@@ -51,6 +51,22 @@ describe('codec: integers at every format boundary (PROTOCOL.md §5.4)', () => {
   });
 });
 
+describe('codec: standard MessagePack only (msgpackr\'s own formats stay off)', () => {
+  it('an object used twice is written twice, not as a structured-clone pointer', () => {
+    const shared = { a: 1 };
+    expect(hex(encodeValue([shared, shared]))).toBe('92' + 'de0001a16101' + 'de0001a16101');
+    expect(decodeBody(encodeValue({ x: shared, y: shared }))).toEqual({ x: { a: 1 }, y: { a: 1 } });
+  });
+
+  it('objects of the same shape are maps, not record definitions', () => {
+    expect(hex(encodeValue([{ a: 1 }, { a: 2 }]))).toBe('92' + 'de0001a16101' + 'de0001a16102');
+  });
+
+  it('a typed array other than Uint8Array is written as bin (its bytes), not as msgpackr\'s typed-array extension', () => {
+    expect(hex(encodeValue(new Uint16Array([1, 2])))).toBe('c404' + '01000200');
+  });
+});
+
 describe('codec: the path an ENCODE_FAILED names', () => {
   const fn = (): void => {};
   it.each<[string, unknown, string]>([
@@ -134,6 +150,10 @@ describe('codec: nesting counted as the receiver counts it', () => {
 //   null, the loop bound `i < value.length` made `<=` (one undefined item more, left as it is), and
 //   `new Array(value.size * 2)` made `new Array()`: each gives the same prepared value, and an
 //   ENCODE_FAILED the same path; they only save work;
+// - the Packr's `useBigIntExtension: false` (prepare() turns every bigint into a number or a
+//   64-bit int before msgpackr sees it) and the Unpackr's `useRecords`, `structuredClone` and
+//   `moreTypes` (the pre-scan refuses the extensions they would read): flipping them changes
+//   nothing a peer can send or this side can encode;
 // - encodeFrame returning `packed` itself when the header starts at 0 (not a subarray of it): the
 //   same bytes either way;
 // - the u64 length prefix in encodeFrame (`bodyLength <= 0xffffffff` and writeLengthPrefix's
