@@ -44,7 +44,11 @@ export const FrameKind = {
   CREDIT: 10,
 } as const;
 
-/** Length prefix markers (the same scheme as the Rust crate's async-io-typed lineage). */
+/**
+ * Length prefix markers (docs/PROTOCOL.md §4.1): one byte up to 251, else a marker and a big-endian
+ * u16/u32/u64. The shape resembles async-io-typed's, but the bytes differ (big-endian lengths, no
+ * bincode): this is not the Rust crate's format.
+ */
 export const LENGTH_U16 = 0xfc;
 export const LENGTH_U32 = 0xfd;
 export const LENGTH_U64 = 0xfe;
