@@ -15,7 +15,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { connect } from './client.js';
 import type { Connection } from './connection/connection.js';
-import { messageLine, replayText } from './cli-observe.js';
+import { messageLine, replayText, workText } from './cli-observe.js';
 import { watchMessages } from './message-watch.js';
 import { introspect, libraryVersion, type ConnectionInfo, type IntrospectionEvent, type ServerInfo } from './introspection.js';
 import { runConformance } from './conformance/cli.js';
@@ -448,7 +448,7 @@ async function info(socket: string, flags: Flags, connectionsOnly: boolean): Pro
       if (flags.json) await write(process.stdout, json(connectionsOnly ? connections : { server, connections }, true));
       else {
         const [safeServer, safeConnections] = terminalSafeDeep([server, connections] as const);
-        await write(process.stdout, connectionsOnly ? connectionTable(safeConnections, safeServer.you) : infoText(safeServer, safeConnections));
+        await write(process.stdout, (connectionsOnly ? connectionTable(safeConnections, safeServer.you) : infoText(safeServer, safeConnections)) + workText(safeConnections));
       }
       return ExitCode.OK;
     },

@@ -42,3 +42,4 @@ export { serveDashboard, machineGraph, type Dashboard, type DashboardOptions, ty
 export type { TlsOptions } from './transport/network.js';
 export type { NatsOptions } from './transport/nats/options.js';
 export { formatTraceRecord, type RedactInput, type TraceLevel, type TraceOption, type TraceOptions, type TraceRecord } from './trace.js';
+export type { WorkInFlight } from './connection/work.js';

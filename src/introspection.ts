@@ -3,6 +3,7 @@ import * as fs from 'node:fs';
 import type { AnyActorRef, InspectionEvent, Subscription } from 'xstate';
 import { Connection, type ConnectionStateName as ConnectionState } from './connection/connection.js';
 import type { ConnectionStats } from './connection/stats.js';
+import type { WorkInFlight } from './connection/work.js';
 import { ConverseError } from './errors.js';
 import type { IntrospectionOptions } from './options.js';
 import type { Server, ServerPlugin } from './server.js';
@@ -58,6 +59,8 @@ export interface ConnectionInfo {
   stats: ConnectionStats;
   /** Asks this side sent on the connection that still wait for their reply. */
   pendingAsks: number;
+  /** Work in flight: handlers running, asks waiting, streams, whether reading is paused (see `connection.work()`). */
+  work?: WorkInFlight;
   /** When the server accepted the socket (epoch ms). */
   openedAt?: number;
   /** ms since `openedAt`, when this was taken. */
@@ -187,6 +190,7 @@ export function describeConnection(connection: Connection, now = Date.now()): Co
     peer: copyPeer(connection.peer),
     stats: { ...connection.stats },
     pendingAsks: connection.pendingAsks,
+    work: connection.state === 'closed' ? emptyWork() : connection.work(),
   };
   const opened = connectionOpenedAt.get(connection);
   if (opened !== undefined) {
@@ -197,6 +201,10 @@ export function describeConnection(connection: Connection, now = Date.now()): Co
   const lastError = errorInfo(connection.closeReason) ?? lastErrors.get(connection);
   if (lastError !== undefined) info.lastError = lastError;
   return info;
+}
+
+function emptyWork(): WorkInFlight {
+  return { handling: [], asking: [], streaming: [], reading: { paused: false, reasons: [] } };
 }
 
 function copyPeer(peer: PeerCredentials): PeerCredentials {

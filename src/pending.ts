@@ -63,6 +63,14 @@ export class PendingReplies implements PendingTable {
     return this.count;
   }
 
+  /** The asks waiting, with their ids (for work in flight). */
+  *entries(): IterableIterator<[number, PendingAsk]> {
+    for (let i = 0; i < this.slots.length; i++) {
+      const ask = this.slots[i];
+      if (ask !== undefined) yield [this.slotIds[i]!, ask];
+    }
+  }
+
   /** Serialised (by inspectors) as a count: the table itself stays private. */
   toJSON(): object {
     return { size: this.count };

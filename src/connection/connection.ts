@@ -5,6 +5,7 @@ import type { PeerCredentials } from '../transport/peer-credentials.js';
 import type { AnyActorRef } from 'xstate';
 import type { ProtocolMeta } from './negotiate.js';
 import type { FlightRecording } from './recorder.js';
+import type { WorkInFlight } from './work.js';
 import type { ConnectionStats } from './stats.js';
 import type { AskOptions, EventFor, EventOf, MessageFields, MessageType, ReplyOf, StreamItemOf, StreamOptions } from '../types.js';
 
@@ -72,6 +73,15 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
    */
   recording(): FlightRecording {
     return this.core.recording();
+  }
+
+  /**
+   * Work in flight: the peer's asks this side is handling (type, age, whether the asker
+   * cancelled), this side's asks waiting (age, timeout), streams being produced (items sent,
+   * credit left), and whether reading is paused and why.
+   */
+  work(): WorkInFlight {
+    return this.core.work();
   }
 
   /** Why the connection closed, when it did not close cleanly (undefined while open or after a clean close). */

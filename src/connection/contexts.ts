@@ -10,6 +10,8 @@ export interface InFlight {
   abort(reason: unknown): void;
   /** The asker cancelled it (or it was aborted): its id may be reused. */
   readonly cancelled: boolean;
+  /** performance.now() when it became work in flight (stamped only once it outlives its message's turn). */
+  since?: number;
 }
 
 /** Answers an IncomingMessage's ask (the responder). */
@@ -24,6 +26,10 @@ export class HandlerContextImpl implements InFlight {
   streaming = false;
   /** @internal Items the asker allowed before its first CREDIT. */
   credit = 0;
+  /** @internal The message type (for work in flight). */
+  type = '';
+  /** @internal See InFlight. */
+  since: number | undefined = undefined;
   constructor(
     readonly connection: unknown,
     readonly expectsReply: boolean,
@@ -46,6 +52,8 @@ export class HandlerContextImpl implements InFlight {
 export class IncomingMessageImpl implements InFlight {
   private controller: AbortController | undefined;
   cancelled = false;
+  /** @internal See InFlight. */
+  since: number | undefined = undefined;
   constructor(
     private readonly answerer: Answerer,
     private readonly owner: { readonly facade: unknown },

@@ -26,6 +26,7 @@ import { Responder, type Handler } from './responder.js';
 import { Sender } from './sender.js';
 import { newStats, type ConnectionStats } from './stats.js';
 import { StreamWriter } from './stream-writer.js';
+import { describeWork, type WorkInFlight } from './work.js';
 import { MessageTracer, stderrSink, type TraceOptions } from '../trace.js';
 import { warnUnobserved } from './unobserved.js';
 
@@ -182,6 +183,11 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   /** The connection's message tracer, made (at `messages` level unless it exists) on first use. */
   traceMessages(verbose = false, redact?: TraceOptions['redact']): MessageTracer {
     return (this.recorder.tracer ??= new MessageTracer(() => (this.facadeObject as { id?: string } | undefined)?.id ?? '', verbose, redact));
+  }
+
+  /** Work in flight now (see work.ts). */
+  work(): WorkInFlight {
+    return describeWork(this.inFlight, this.outbound.pending, this.streams, this.flow.pausedFor);
   }
 
   /** Stop giving records to `sink`; a tracer left with no sink is removed (untraced costs one branch). */

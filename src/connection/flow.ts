@@ -30,6 +30,11 @@ export class ReadFlow {
     this.decoder = decoder;
   }
 
+  /** The reasons reading is paused for (PauseReason bits; 0: reading). */
+  get pausedFor(): number {
+    return this.paused;
+  }
+
   isPausedFor(reason: number): boolean {
     return (this.paused & reason) !== 0;
   }

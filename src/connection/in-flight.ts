@@ -32,7 +32,15 @@ export class InFlightTable {
   }
 
   startAsk(id: number, item: InFlight): void {
+    item.since = performance.now();
     this.asks.set(id, item);
+  }
+
+  /** Asks in progress (id, item), and tells whose handlers still run (id -1): for work in flight. */
+  *entries(): IterableIterator<[number, InFlight]> {
+    if (this.current !== undefined) yield [this.currentId, this.current];
+    yield* this.asks;
+    for (const ctx of this.tells) yield [-1, ctx];
   }
 
   /**
@@ -50,6 +58,7 @@ export class InFlightTable {
     if (this.current !== item || this.currentId !== id) return;
     this.current = undefined;
     this.currentId = -1;
+    item.since = performance.now(); // only asks that outlive their turn are stamped
     this.asks.set(id, item);
   }
 
@@ -66,6 +75,7 @@ export class InFlightTable {
   }
 
   startTell(ctx: HandlerContextImpl): void {
+    ctx.since = performance.now();
     this.tells.add(ctx);
   }
 

@@ -28,6 +28,7 @@ export class Responder implements Answerer {
   run(handler: Handler, event: unknown, id: number, type: string, credit: number, session: AnyActorRef | undefined): void {
     const ctx = new HandlerContextImpl(this.life.facade, id >= 0, session);
     ctx.streaming = credit >= 0;
+    ctx.type = type;
     if (credit >= 0) ctx.credit = credit;
     // The ask is in flight in the table's one synchronous slot (no Map entry) while the handler
     // runs and is answered; whatever is not answered by the end of run() moves to the Map.

@@ -10,6 +10,9 @@ interface Producer {
   /** Items the asker still allows before its next CREDIT. */
   credit: number;
   wake: (() => void) | undefined;
+  /** Items written so far. */
+  sent: number;
+  type: string;
 }
 
 /**
@@ -24,6 +27,11 @@ export class StreamWriter {
     private readonly life: Lifecycle,
     private readonly inFlight: InFlightTable,
   ) {}
+
+  /** The streams being produced (for work in flight). */
+  get streams(): ReadonlyMap<number, Readonly<Producer>> {
+    return this.producing;
+  }
 
   /** The asker granted `more` items for stream `id`. */
   credit(id: number, more: unknown): void {
@@ -45,7 +53,7 @@ export class StreamWriter {
   }
 
   async produce(id: number, type: string, ctx: HandlerContextImpl, items: AsyncIterable<unknown>, output: StandardSchemaV1 | undefined): Promise<void> {
-    const producer: Producer = { credit: ctx.credit, wake: undefined };
+    const producer: Producer = { credit: ctx.credit, wake: undefined, sent: 0, type };
     this.producing.set(id, producer);
     const iterator = items[Symbol.asyncIterator]();
     let failed: unknown;
@@ -77,6 +85,7 @@ export class StreamWriter {
           value = result.value;
         }
         this.sender.writeEnvelope([FrameKind.STREAM_ITEM, id, value]);
+        producer.sent++;
       }
     } catch (error) {
       failed = error;
