@@ -11,5 +11,7 @@ export default defineConfig({
     pool: 'forks',
     maxWorkers: 2,
     typecheck: { enabled: false },
+    // Starts a nats-server per file when CONVERSE_TEST_TRANSPORT=nats (a no-op otherwise).
+    setupFiles: ['test/helpers/transport-setup.ts'],
   },
 });

@@ -11,6 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { connect, ConverseError, listen, type Connection, type Handlers, type Server } from '../src/index.js';
 import { cleanup, onCleanup, rejectionOf, sleep, socketName, waitUntil } from './helpers/cleanup.js';
+import { transportConnectOptions, transportListenOptions, transportName } from './helpers/transport.js';
 
 afterEach(cleanup);
 
@@ -22,11 +23,12 @@ type Api = {
   drip(e: { gap: number; count: number }): AsyncIterable<number>;
 };
 
+/** A server and a client on the test transport (a local socket, or tls:// / nats://: helpers/transport.ts). */
 async function setUp(handlers: Handlers<Api, any>): Promise<{ server: Server<Api>; client: Connection<any, Api>; name: string }> {
-  const name = socketName();
-  const server = await listen<Api>(name, { handlers });
+  const server = await listen<Api>((await transportName()) ?? socketName(), { handlers, ...transportListenOptions() });
   onCleanup(() => server.close({ timeout: 1000 }));
-  const client = await connect<Api>(name);
+  const name = server.name;
+  const client = await connect<Api>(name, transportConnectOptions());
   onCleanup(() => client.close({ timeout: 1000 }));
   return { server, client, name };
 }

@@ -6,6 +6,7 @@ import { connect, listen, type Connection, type ConnectOptions, type Handlers, t
 import type { ClientApi, ServerApi } from '../fixtures/protocol.js';
 import { onCleanup, socketName, waitUntil } from './cleanup.js';
 import { startFixture, type Fixture, type Line } from './fixture.js';
+import { transportConnectOptions, transportKind, transportListenOptions, transportName } from './transport.js';
 
 /** What the in-process server's handlers observed. */
 export class HandlerLog {
@@ -77,14 +78,18 @@ export function serverHandlers(log = new HandlerLog()): Handlers<ServerApi, Clie
   };
 }
 
+/** An in-process server; without a name, on the test transport (see helpers/transport.ts). */
 export async function startServer(
   options: ListenOptions<ServerApi, ClientApi> = {},
-  name = socketName(),
+  name?: string,
 ): Promise<{ name: string; server: Server<ServerApi, ClientApi>; log: HandlerLog }> {
+  const onTestTransport = name === undefined;
+  name ??= (await transportName()) ?? socketName();
   const log = new HandlerLog();
-  const server = await listen<ServerApi, ClientApi>(name, { handlers: serverHandlers(log), ...options });
+  const server = await listen<ServerApi, ClientApi>(name, { handlers: serverHandlers(log), ...(onTestTransport ? transportListenOptions() : {}), ...options });
   onCleanup(() => server.close({ timeout: 500 }));
-  return { name, server, log };
+  // server.name: with tls://…:0, the port it got.
+  return { name: server.name, server, log };
 }
 
 export type ClientFixture = Fixture & { first: Line };
@@ -100,11 +105,25 @@ export async function startClients(
   clientOptions: Record<string, unknown> = {},
 ): Promise<{ clients: ClientFixture[]; connectionOf(client: Fixture): Connection<ServerApi, ClientApi> }> {
   const before = server.connections.size;
-  const clients = await Promise.all(Array.from({ length: count }, () => startFixture('client', [name, clientOptions])));
-  await waitUntil(() => server.connections.size >= before + count, `${count} clients are connected`);
+  const options = { ...transportOptionsFor(name, 'connect'), ...clientOptions };
   const byPid = new Map<number, Connection<ServerApi, ClientApi>>();
-  for (const connection of server.connections.values()) {
-    if (connection.peer.pid !== undefined) byPid.set(connection.peer.pid, connection);
+  let clients: ClientFixture[];
+  if (transportKind === 'unix' || !/^[a-z]+:\/\//.test(name)) {
+    clients = await Promise.all(Array.from({ length: count }, () => startFixture('client', [name, options])));
+    await waitUntil(() => server.connections.size >= before + count, `${count} clients are connected`);
+    for (const connection of server.connections.values()) {
+      if (connection.peer.pid !== undefined) byPid.set(connection.peer.pid, connection);
+    }
+  } else {
+    // No pid over TLS or NATS: start the clients one at a time and take each new connection as its.
+    clients = [];
+    for (let i = 0; i < count; i++) {
+      const known = new Set(server.connections.values());
+      const client = await startFixture('client', [name, options]);
+      await waitUntil(() => server.connections.size > known.size, `client ${i + 1} of ${count} is connected`);
+      clients.push(client);
+      byPid.set(client.pid, [...server.connections.values()].find((c) => !known.has(c))!);
+    }
   }
   return {
     clients,
@@ -121,13 +140,21 @@ export async function connectClient(
   name: string,
   options: ConnectOptions<ClientApi, ServerApi> = {},
 ): Promise<Connection<ClientApi, ServerApi>> {
-  const connection = await connect<ServerApi, ClientApi>(name, options);
+  const connection = await connect<ServerApi, ClientApi>(name, { ...(transportOptionsFor(name, 'connect') as ConnectOptions<ClientApi, ServerApi>), ...options });
   onCleanup(() => connection.destroy());
   return connection;
 }
 
-/** A server fixture process at a fresh name. */
-export async function startServerProcess(options: Record<string, unknown> = {}, name = socketName()): Promise<{ name: string; process: Fixture & { first: Line } }> {
-  const process = await startFixture('server', [name, options]);
+/** A server fixture process at a fresh name (on the test transport unless `name` is given). */
+export async function startServerProcess(options: Record<string, unknown> = {}, name?: string): Promise<{ name: string; process: Fixture & { first: Line } }> {
+  const onTestTransport = name === undefined;
+  name ??= (await transportName(true)) ?? socketName();
+  const process = await startFixture('server', [name, { ...(onTestTransport ? transportListenOptions() : {}), ...options }]);
   return { name, process };
+}
+
+/** The test transport's options, for names on it (a URL); local socket names need none. */
+function transportOptionsFor(name: string, side: 'connect' | 'listen'): Record<string, unknown> {
+  if (!/^[a-z]+:\/\//.test(name)) return {};
+  return side === 'connect' ? transportConnectOptions() : transportListenOptions();
 }

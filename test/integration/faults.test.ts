@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ConverseError } from '../../src/index.js';
 import { cleanup, rejectionOf, settle, waitUntil } from '../helpers/cleanup.js';
 import { connectClient, startClients, startServer, startServerProcess } from '../helpers/scenario.js';
+import { noticeDeadPeerWithin } from '../helpers/transport.js';
 
 afterEach(cleanup);
 
@@ -27,7 +28,7 @@ describe('a peer process killed mid-ask', () => {
     expect(outcome.ok).toBe(false);
     expect(outcome.error).toBeInstanceOf(ConverseError);
     expect(outcome.error.code).toBe('CONNECTION_CLOSED');
-    expect(outcome.at - started).toBeLessThan(2000);
+    expect(outcome.at - started).toBeLessThan(noticeDeadPeerWithin(2000));
 
     await connection.closed;
     expect(connection.state).toBe('closed');
@@ -61,7 +62,7 @@ describe('a peer process killed mid-ask', () => {
     await serverProcess.kill('SIGKILL');
     const outcome = await asked;
     expect(outcome.error?.code).toBe('CONNECTION_CLOSED');
-    expect(outcome.at - started).toBeLessThan(2000);
+    expect(outcome.at - started).toBeLessThan(noticeDeadPeerWithin(2000));
     await connection.closed;
     expect(connection.state).toBe('closed');
     expect(connection.closeReason?.code).toBe('CONNECTION_CLOSED');

@@ -11,8 +11,9 @@
  */
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import type { ConverseError, ReconnectingConnection } from '../../src/index.js';
-import { cleanup, settle, sleep, socketName, waitUntil } from '../helpers/cleanup.js';
-import { relConnect, relServer, type Proc, type RelConnection } from './support.js';
+import { cleanup, settle, sleep, waitUntil } from '../helpers/cleanup.js';
+import { relConnect, relServer, testName, type Proc, type RelConnection } from './support.js';
+import { noticeDeadPeerWithin } from '../helpers/transport.js';
 
 afterEach(cleanup);
 
@@ -39,7 +40,7 @@ async function reconnecting(name: string, reconnect: Record<string, unknown>, co
 
 describe('connect(name, { reconnect })', () => {
   it('goes active → reconnecting.waiting ⇄ reconnecting.connecting → active across a SIGKILLed server, keeping its id, then closed', async () => {
-    const name = socketName();
+    const name = await testName();
     let { server } = await relServer({}, name);
     const connection = await reconnecting(name, { initialDelay: 50, maxDelay: 200 });
     const states = recordStates(connection);
@@ -73,7 +74,7 @@ describe('connect(name, { reconnect })', () => {
   });
 
   it('backs off exponentially, with jitter, up to the cap', async () => {
-    const name = socketName();
+    const name = await testName();
     let { server } = await relServer({}, name);
     const policy = { initialDelay: 20, factor: 2, maxDelay: 160, jitter: 0.25 };
     const connection = await reconnecting(name, policy, 50);
@@ -130,7 +131,7 @@ describe('connect(name, { reconnect })', () => {
   });
 
   it("whileDisconnected: 'wait' — asks and tells wait in a bounded queue for a bounded time; in-flight asks fail, and nothing is ever sent twice", async () => {
-    const name = socketName();
+    const name = await testName();
     const first = (await relServer({ printGot: true }, name)).server;
     const connection = await reconnecting(name, { whileDisconnected: 'wait', maxQueue: 3, initialDelay: 50, maxDelay: 100 });
 
@@ -141,7 +142,7 @@ describe('connect(name, { reconnect })', () => {
     await first.kill('SIGKILL');
     const lost = await inFlight;
     expect(lost.error?.code).toBe('CONNECTION_CLOSED');
-    expect(lost.at - killedAt).toBeLessThan(1000);
+    expect(lost.at - killedAt).toBeLessThan(noticeDeadPeerWithin(1000));
     await waitUntil(() => connection.state === 'reconnecting', 'reconnecting');
 
     // While the server is away: two asks wait, one gives up after its own timeout (never sent).
@@ -171,7 +172,7 @@ describe('connect(name, { reconnect })', () => {
   });
 
   it("whileDisconnected: 'fail' — asks, sends and tells while disconnected fail at once with CONNECTION_CLOSED", async () => {
-    const name = socketName();
+    const name = await testName();
     const { server } = await relServer({}, name);
     const connection = await reconnecting(name, { whileDisconnected: 'fail', initialDelay: 50 });
     await server.kill('SIGKILL');
@@ -193,7 +194,7 @@ describe('connect(name, { reconnect })', () => {
   });
 
   it('a daemon restarted (SIGTERM, graceful) under a busy client is invisible to its code except for latency', async () => {
-    const name = socketName();
+    const name = await testName();
     let { server } = await relServer({ printGot: true }, name);
     const servers = [server];
     const connection = await reconnecting(name, { initialDelay: 20, maxDelay: 200 }, 2000);

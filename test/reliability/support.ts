@@ -9,12 +9,20 @@ import { connect, type Connection, type ConnectOptions, type ConverseError, type
 import type { RelClientApi, RelServerApi } from '../fixtures/rel-protocol.js';
 import { onCleanup, socketName, waitUntil } from '../helpers/cleanup.js';
 import { startFixture, type Fixture, type Line } from '../helpers/fixture.js';
+import { transportConnectOptions, transportListenOptions, transportName } from '../helpers/transport.js';
 
 export type RelConnection = Connection<RelClientApi, RelServerApi>;
 
 /** An in-process client of RelServerApi; destroyed after the test. */
 export async function relConnect(name: string, options: ConnectOptions<RelClientApi, RelServerApi> = {}): Promise<RelConnection> {
-  const connection = await connect<RelServerApi, RelClientApi>(name, options);
+  const url = isUrl(name);
+  const connection = await connect<RelServerApi, RelClientApi>(name, {
+    ...(url ? transportConnectOptions() : {}),
+    ...options,
+    // A network connect (a TLS handshake, the first NATS connection) takes longer than a local one;
+    // "nothing listens" still fails at once, so a reconnect attempt is no slower for it.
+    ...(url && options.connectTimeout !== undefined ? { connectTimeout: Math.max(options.connectTimeout, 3000) } : {}),
+  });
   onCleanup(() => connection.destroy());
   return connection;
 }
@@ -38,14 +46,24 @@ export async function killVictims(name: string, count: number, parallel = 4): Pr
 export type Proc = Fixture & { first: Line };
 
 /** A rel-server process (test/fixtures/rel-server.ts) at `name`. */
-export async function relServer(options: Record<string, unknown> = {}, name = socketName()): Promise<{ name: string; server: Proc }> {
-  const server = await startFixture('rel-server', [name, options]);
+export async function relServer(options: Record<string, unknown> = {}, name?: string): Promise<{ name: string; server: Proc }> {
+  name ??= await testName();
+  const server = await startFixture('rel-server', [name, { ...(isUrl(name) ? transportListenOptions() : {}), ...options }]);
   return { name, server };
+}
+
+/** A fresh name on the test transport (helpers/transport.ts), known before any server listens there. */
+export async function testName(): Promise<string> {
+  return (await transportName(true)) ?? socketName();
+}
+
+function isUrl(name: string): boolean {
+  return /^[a-z]+:\/\//.test(name);
 }
 
 /** A rel-client process with `options.connections` connections (default 1). */
 export function relClient(name: string, options: Record<string, unknown> = {}): Promise<Proc> {
-  return startFixture('rel-client', [name, options]);
+  return startFixture('rel-client', [name, { ...(isUrl(name) ? transportConnectOptions() : {}), ...options }]);
 }
 
 export interface ServerStats {

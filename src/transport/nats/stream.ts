@@ -72,6 +72,7 @@ export class NatsStream extends Duplex {
   private waiting: { chunk: Buffer; callback: (error?: Error | null) => void } | undefined;
   private lastSent = 0;
   private lastHeard: number;
+  private lastTick = performance.now();
   private timer: NodeJS.Timeout | undefined;
   private heartbeatInterval = Infinity;
   private readonly unwatch: () => void;
@@ -100,6 +101,7 @@ export class NatsStream extends Duplex {
     this.credit = peer.window;
     this.heartbeatInterval = peer.heartbeatInterval;
     this.lastHeard = performance.now();
+    this.lastTick = this.lastHeard;
     const tick = Math.max(1, Math.min(peer.heartbeatInterval, this.options.heartbeatTimeout / 2));
     this.timer = setInterval(() => this.onTick(), tick);
     this.timer.unref();
@@ -259,11 +261,19 @@ export class NatsStream extends Duplex {
 
   private onTick(): void {
     const now = performance.now();
-    if (now - this.lastHeard > this.options.heartbeatTimeout) {
-      this.reset(`The peer was silent on NATS for ${Math.round(now - this.lastHeard)} ms (heartbeat timeout ${this.options.heartbeatTimeout} ms): it is gone`);
-      return;
-    }
+    const stalled = now - this.lastTick > this.options.heartbeatTimeout / 2;
+    this.lastTick = now;
     if (now - this.lastSent >= this.heartbeatInterval) this.publish(this.header(StreamKind.PING, 0));
+    // After a stall of our own event loop, the peer's heartbeats may be waiting unread in the
+    // socket: timers run before I/O. Judge silence only on a punctual tick, and only after the
+    // pending I/O had its turn (setImmediate runs after the poll phase).
+    if (stalled || now - this.lastHeard <= this.options.heartbeatTimeout) return;
+    setImmediate(() => {
+      const silent = performance.now() - this.lastHeard;
+      if (!this.destroyed && silent > this.options.heartbeatTimeout) {
+        this.reset(`The peer was silent on NATS for ${Math.round(silent)} ms (heartbeat timeout ${this.options.heartbeatTimeout} ms): it is gone`);
+      }
+    });
   }
 
   // ── Plumbing ───────────────────────────────────────────────────────────────────────────
