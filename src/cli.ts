@@ -50,6 +50,9 @@ Usage:
   ${NAME} replay <file>                       print a saved flight recording
   ${NAME} help [command]
 
+<socket> is a local socket name, or tcp://host:port, tls://host:port or
+nats://host:port/<service> (see docs/BEYOND-ONE-MACHINE.md).
+
 Options:
   --json            machine-readable output: one JSON document (call, info, connections),
                     one JSON object a line (monitor); errors as {"error": …} on stderr
@@ -57,6 +60,11 @@ Options:
   --wait            wait up to --timeout for a daemon that is not listening yet
   --port <n>        dashboard: TCP port, default 0 (any free port; the URL is printed)
   --host <addr>     dashboard: address to bind, default 127.0.0.1 (loopback only)
+  --tls-cert <file>, --tls-key <file>, --tls-ca <file>
+                    for tls:// names: this client's certificate and key, and the CA that
+                    signed the daemon's (PEM files)
+  --allow-insecure-network
+                    allow plain tcp:// to a non-loopback address
   -h, --help        this text
   -V, --version     the version of ${NAME}
 
@@ -130,6 +138,23 @@ interface Flags {
   messages: boolean;
   port: number;
   host: string;
+  /** For tls:// names: PEM contents read from --tls-cert, --tls-key and --tls-ca. */
+  tls: { cert?: string; key?: string; ca?: string } | undefined;
+  allowInsecureNetwork: boolean;
+}
+
+/** The PEM files named by the --tls-* flags, read once. */
+function tlsFromFiles(cert: string | undefined, key: string | undefined, ca: string | undefined): Flags['tls'] {
+  if (cert === undefined && key === undefined && ca === undefined) return undefined;
+  const read = (flag: string, file: string | undefined): string | undefined => {
+    if (file === undefined) return undefined;
+    try {
+      return fs.readFileSync(file, 'utf8');
+    } catch (error) {
+      throw new UsageError(`--${flag}: cannot read ${file}: ${(error as Error).message}`);
+    }
+  };
+  return { cert: read('tls-cert', cert), key: read('tls-key', key), ca: read('tls-ca', ca) };
 }
 
 class UsageError extends Error {}
@@ -371,7 +396,16 @@ function parseEvent(args: string[]): { type: string } & Record<string, unknown> 
 async function open(socket: string, flags: Flags): Promise<Connection> {
   // No handlers of our own: an ask from the daemon gets NO_HANDLER at once, tells are dropped.
   // Its own lack of handlers is deliberate: nothing to warn about (warnUnobservedErrors: false).
-  return connect(socket, { handlers: {}, warnUnobservedErrors: false, connectTimeout: flags.timeout, handshakeTimeout: flags.timeout, replyTimeout: flags.timeout, waitForServer: flags.wait });
+  return connect(socket, {
+    handlers: {},
+    warnUnobservedErrors: false,
+    connectTimeout: flags.timeout,
+    handshakeTimeout: flags.timeout,
+    replyTimeout: flags.timeout,
+    waitForServer: flags.wait,
+    tls: flags.tls,
+    allowInsecureNetwork: flags.allowInsecureNetwork,
+  });
 }
 
 /** Connect, or report why not: exit 4 when --timeout ran out, else 3 (or 2 for a bad name). */
@@ -565,6 +599,10 @@ function parse(argv: string[]): { command: string | undefined; positionals: stri
         messages: { type: 'boolean' },
         port: { type: 'string' },
         host: { type: 'string' },
+        'tls-cert': { type: 'string' },
+        'tls-key': { type: 'string' },
+        'tls-ca': { type: 'string' },
+        'allow-insecure-network': { type: 'boolean' },
         help: { type: 'boolean', short: 'h' },
         version: { type: 'boolean', short: 'V' },
       },
@@ -586,6 +624,8 @@ function parse(argv: string[]): { command: string | undefined; positionals: stri
     messages: values.messages === true,
     port: number('port', values.port, 0, 0, 65535),
     host: values.host ?? '127.0.0.1',
+    tls: tlsFromFiles(values['tls-cert'], values['tls-key'], values['tls-ca']),
+    allowInsecureNetwork: values['allow-insecure-network'] === true,
   };
   return { command: positionals[0], positionals: positionals.slice(1), flags, help: values.help === true, version: values.version === true };
 }
