@@ -270,11 +270,14 @@ describe('interprocess-converse (the CLI)', () => {
   it('dashboard serves the page for the daemon, with data over introspection', async () => {
     const { name } = await startDaemon();
     const dashboard = start(CLI, ['dashboard', name, '--port', '0']);
-    const [url] = await dashboard.waitFor('stdout', /http:\/\/127\.0\.0\.1:\d+\//);
+    const [url] = await dashboard.waitFor('stdout', /http:\/\/127\.0\.0\.1:\d+\/\?token=[A-Za-z0-9_-]+/);
     const page = await fetch(url);
     expect(page.status).toBe(200);
     expect(await page.text()).toContain('data-machine="connection"');
-    const state = (await (await fetch(`${url}api/snapshot`)).json()) as { mode: string; server: { socket: string }; connections: Array<{ id: string }>; self: string };
+    const snapshot = new URL('/api/snapshot', url);
+    expect((await fetch(snapshot)).status).toBe(403); // the token is needed
+    snapshot.search = new URL(url).search;
+    const state = (await (await fetch(snapshot)).json()) as { mode: string; server: { socket: string }; connections: Array<{ id: string }>; self: string };
     expect(state.mode).toBe('remote');
     expect(state.server.socket).toBe(name);
     expect(state.connections.map((c) => c.id)).toContain(state.self);

@@ -5,6 +5,7 @@
  *
  * `UPDATE_SCREENSHOT=1 npm test -- test/dashboard.test.ts` also rewrites docs/dashboard.png.
  */
+import { execFile } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -18,6 +19,7 @@ import { machineSvg } from '../src/dashboard/graph.js';
 import type { ClientApi, ServerApi } from './fixtures/protocol.js';
 import { cleanup, onCleanup, sleep, socketName } from './helpers/cleanup.js';
 import { startFixture, type Fixture } from './helpers/fixture.js';
+import { canSwitchUser, NOBODY } from './reliability/support.js';
 import { serverHandlers } from './helpers/scenario.js';
 
 afterEach(cleanup);
@@ -49,6 +51,23 @@ async function startDashboard(target: Parameters<typeof serveDashboard>[0]) {
   const dashboard = await serveDashboard(target, { interval: 200 });
   onCleanup(() => dashboard.close());
   return dashboard;
+}
+
+/** A dashboard endpoint, with the token as `?token=` (what a script would do). */
+function endpoint(dashboard: { port: number; token: string }, path: string, token: string | null = dashboard.token): string {
+  return `http://127.0.0.1:${dashboard.port}/${path}${token === null ? '' : `?token=${token}`}`;
+}
+
+/** A raw HTTP/1.1 GET (fetch cannot set Host); resolves with the whole response text. */
+function rawGet(port: number, path: string, headers: Record<string, string>): Promise<string> {
+  return new Promise<string>((resolve, reject) => {
+    const lines = Object.entries(headers).map(([k, v]) => `${k}: ${v}\r\n`).join('');
+    const socket = net.connect(port, '127.0.0.1', () => socket.end(`GET ${path} HTTP/1.1\r\n${lines}Connection: close\r\n\r\n`));
+    let text = '';
+    socket.on('data', (chunk) => (text += chunk));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
 }
 
 describe('the machine diagram comes from the machine definition', () => {
@@ -94,7 +113,8 @@ describe('serveDashboard over HTTP', () => {
     const { name, server } = await startServer();
     const dashboard = await startDashboard(server);
     expect(dashboard.host).toBe('127.0.0.1');
-    expect(dashboard.url).toBe(`http://127.0.0.1:${dashboard.port}/`);
+    expect(dashboard.token).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    expect(dashboard.url).toBe(`http://127.0.0.1:${dashboard.port}/?token=${dashboard.token}`);
 
     const page = await fetch(dashboard.url);
     expect(page.status).toBe(200);
@@ -107,7 +127,7 @@ describe('serveDashboard over HTTP', () => {
     const connection = await connect<ServerApi, ClientApi>(name);
     onCleanup(() => connection.close({ timeout: 300 }));
     await connection.ask({ type: 'add', a: 1, b: 2 });
-    const state = (await (await fetch(`${dashboard.url}api/snapshot`)).json()) as DashboardState;
+    const state = (await (await fetch(endpoint(dashboard, 'api/snapshot'))).json()) as DashboardState;
     expect(state.mode).toBe('local');
     expect(state.server).toMatchObject({ socket: name, state: 'listening', live: 1, accepted: 1 });
     expect(state.connections).toHaveLength(1);
@@ -116,19 +136,14 @@ describe('serveDashboard over HTTP', () => {
     expect(state.timeline.map((e) => (e.kind === 'connection' ? e.to : e.kind))).toEqual(['handshake', 'active']);
 
     // DNS rebinding: a page on another name that resolves here gets nothing.
-    const foreign = await new Promise<string>((resolve, reject) => {
-      const socket = net.connect(dashboard.port, '127.0.0.1', () => socket.end('GET /api/snapshot HTTP/1.1\r\nHost: attacker.example\r\nConnection: close\r\n\r\n'));
-      let text = '';
-      socket.on('data', (chunk) => (text += chunk));
-      socket.on('end', () => resolve(text));
-      socket.on('error', reject);
-    });
+    // Even with the token.
+    const foreign = await rawGet(dashboard.port, `/api/snapshot?token=${dashboard.token}`, { Host: 'attacker.example' });
     expect(foreign).toMatch(/^HTTP\/1\.1 403/);
-    expect((await fetch(`${dashboard.url}api/snapshot`, { method: 'POST' })).status).toBe(405);
-    expect((await fetch(`${dashboard.url}nope`)).status).toBe(404);
+    expect((await fetch(endpoint(dashboard, 'api/snapshot'), { method: 'POST' })).status).toBe(405);
+    expect((await fetch(endpoint(dashboard, 'nope'))).status).toBe(404);
 
     // The event stream starts with the whole state, then pushes transitions as they happen.
-    const stream = await fetch(`${dashboard.url}api/events`);
+    const stream = await fetch(endpoint(dashboard, 'api/events'));
     expect(stream.headers.get('content-type')).toContain('text/event-stream');
     const reader = stream.body!.getReader();
     let text = '';
@@ -154,6 +169,87 @@ describe('serveDashboard over HTTP', () => {
     await dashboard.close();
     expect(await ended).toBe(true);
     await expect(fetch(dashboard.url)).rejects.toThrow();
+  });
+
+  it('every request needs the token: without it, or with a wrong one, 403 and no data; the page sets an HttpOnly SameSite=Strict cookie that lets the rest in', async () => {
+    const { name, server } = await startServer();
+    const client = await connect<ServerApi, ClientApi>(name);
+    onCleanup(() => client.close({ timeout: 300 }));
+    const dashboard = await startDashboard(server);
+    const wrong = `${dashboard.token.slice(0, -1)}${dashboard.token.endsWith('A') ? 'B' : 'A'}`;
+    for (const path of ['', 'index.html', 'api/snapshot', 'api/events', 'api/machines', 'nope']) {
+      for (const token of [null, wrong, '', 'x'.repeat(10_000)]) {
+        const response = await fetch(endpoint(dashboard, path, token));
+        const body = await response.text();
+        expect(response.status, `/${path} with ${token === null ? 'no token' : 'a wrong token'}`).toBe(403);
+        expect(response.headers.get('set-cookie')).toBeNull();
+        expect(body).not.toContain(name);
+        expect(body).not.toContain(String(process.pid));
+        expect(body).not.toContain('data-machine');
+      }
+    }
+    expect((await fetch(endpoint(dashboard, 'api/snapshot', null), { headers: { cookie: `ic-dashboard-${dashboard.port}=${wrong}` } })).status).toBe(403);
+    // Another dashboard's cookie (cookies are per host, not per port) does not let you in.
+    expect((await fetch(endpoint(dashboard, 'api/snapshot', null), { headers: { cookie: `ic-dashboard-1=${dashboard.token}` } })).status).toBe(403);
+
+    // The page with the token sets the cookie; the cookie alone then opens every endpoint, the stream included.
+    const page = await fetch(dashboard.url);
+    expect(page.status).toBe(200);
+    expect(page.headers.get('content-security-policy')).toContain("default-src 'none'");
+    const cookie = page.headers.get('set-cookie')!;
+    expect(cookie).toBe(`ic-dashboard-${dashboard.port}=${dashboard.token}; HttpOnly; SameSite=Strict; Path=/`);
+    const jar = { cookie: cookie.split(';')[0]! };
+    const snapshot = await fetch(endpoint(dashboard, 'api/snapshot', null), { headers: jar });
+    expect(snapshot.status).toBe(200);
+    expect(((await snapshot.json()) as DashboardState).server.socket).toBe(name);
+    const stream = await fetch(endpoint(dashboard, 'api/events', null), { headers: jar });
+    expect(stream.status).toBe(200);
+    expect(stream.headers.get('content-type')).toContain('text/event-stream');
+    await stream.body!.cancel();
+    // A script may send it as a bearer token instead.
+    expect((await fetch(endpoint(dashboard, 'api/snapshot', null), { headers: { authorization: `Bearer ${dashboard.token}` } })).status).toBe(200);
+    // The Host check still comes first.
+    expect(await rawGet(dashboard.port, '/api/snapshot', { Host: 'attacker.example', Cookie: jar.cookie })).toMatch(/^HTTP\/1\.1 403/);
+  });
+
+  it.runIf(canSwitchUser())('another local user (nobody) without the token gets 403 and no data from any endpoint; with it, the page', async () => {
+    const { name, server } = await startServer();
+    const client = await connect<ServerApi, ClientApi>(name);
+    onCleanup(() => client.close({ timeout: 300 }));
+    const dashboard = await startDashboard(server);
+    const probe = `
+      const [port, token] = process.argv.slice(1);
+      const results = [];
+      for (const path of ['', 'api/snapshot', 'api/events', 'api/machines']) {
+        for (const t of ['', token]) {
+          const response = await fetch('http://127.0.0.1:' + port + '/' + path + (t ? '?token=' + t : ''));
+          const body = path === 'api/events' && response.status === 200 ? (await response.body.cancel(), '') : await response.text();
+          results.push({ path, withToken: t !== '', status: response.status, body });
+        }
+      }
+      console.log(JSON.stringify({ uid: process.getuid(), results }));`;
+    const out = await new Promise<string>((resolve, reject) => {
+      execFile(process.execPath, ['--input-type=module', '-e', probe, String(dashboard.port), dashboard.token], { uid: NOBODY, gid: NOBODY }, (error, stdout) => (error ? reject(error) : resolve(stdout)));
+    });
+    const { uid, results } = JSON.parse(out) as { uid: number; results: Array<{ path: string; withToken: boolean; status: number; body: string }> };
+    expect(uid).toBe(NOBODY);
+    for (const r of results.filter((r) => !r.withToken)) {
+      expect(r.status, `/${r.path}`).toBe(403);
+      expect(r.body).not.toContain(name);
+      expect(r.body).not.toContain(String(process.pid));
+      expect(r.body).not.toMatch(/"pid"|"uid"|data-machine/);
+    }
+    // The token, not the uid, is the key.
+    expect(results.filter((r) => r.withToken).map((r) => r.status)).toEqual([200, 200, 200, 200]);
+  });
+
+  it('a token of your own must be long and plain enough', async () => {
+    const { server } = await startServer();
+    await expect(serveDashboard(server, { token: 'short' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    await expect(serveDashboard(server, { token: 'a'.repeat(30) + '&x=1' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+    const mine = await serveDashboard(server, { token: 'A'.repeat(22), interval: 200 });
+    onCleanup(() => mine.close());
+    expect(mine.url).toBe(`http://127.0.0.1:${mine.port}/?token=${'A'.repeat(22)}`);
   });
 
   it('refuses a bad target or port', async () => {
@@ -222,6 +318,11 @@ describe.skipIf(!hasChromium)(
       const alice = await startFixture('client', [name]);
       const bob = await startFixture('client', [name]);
       const page = await open(dashboard.url);
+      // The token is kept in an HttpOnly, SameSite=Strict cookie and dropped from the address bar.
+      expect(page.url()).toBe(`http://127.0.0.1:${dashboard.port}/`);
+      const cookies = await context.cookies(`http://127.0.0.1:${dashboard.port}/`);
+      expect(cookies.find((c) => c.name === `ic-dashboard-${dashboard.port}`)).toMatchObject({ value: dashboard.token, httpOnly: true, sameSite: 'Strict' });
+      expect(await page.evaluate('document.cookie')).toBe('');
 
       const card = (fixture: Fixture, where = '#cards'): string => `${where} .card[data-pid="${fixture.pid}"]`;
       for (const fixture of [alice, bob]) {
@@ -267,6 +368,16 @@ describe.skipIf(!hasChromium)(
       expect(fs.statSync(shot).size).toBeGreaterThan(10_000);
       if (process.env.UPDATE_SCREENSHOT === '1') fs.copyFileSync(shot, new URL('../docs/dashboard.png', import.meta.url));
       expect(problems, 'errors in the page').toEqual([]);
+    });
+
+    it('without the token the browser gets 403 and an empty page', async () => {
+      const { server } = await startServer();
+      const dashboard = await startDashboard(server);
+      const page = await context.newPage();
+      onCleanup(() => page.close());
+      const response = await page.goto(`http://127.0.0.1:${dashboard.port}/`);
+      expect(response!.status()).toBe(403);
+      expect(await page.locator('[data-machine]').count()).toBe(0);
     });
 
     it('shows a daemon over introspection (the CLI mode)', async () => {

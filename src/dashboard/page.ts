@@ -261,6 +261,8 @@ const SCRIPT = /* js */ `
     setTimeout(function () { el.classList.remove('flash'); }, 600);
   }
 
+  // The token came in the address; the cookie carries it from now on: keep it off the screen.
+  if (location.search) history.replaceState(null, '', location.pathname);
   var source = new EventSource('api/events');
   source.addEventListener('state', function (m) { render(JSON.parse(m.data)); });
   source.addEventListener('transition', function (m) { flash(JSON.parse(m.data)); });

@@ -7,6 +7,7 @@ import { Connection } from '../connection/connection.js';
 import { ConverseError } from '../errors.js';
 import type { IntrospectionEvent } from '../introspection.js';
 import { Server } from '../server.js';
+import { DashboardToken } from './access.js';
 import { machineGraph, machineSvg } from './graph.js';
 import { dashboardPage } from './page.js';
 import { LocalSource, RemoteSource, type DashboardSource, type DashboardState } from './source.js';
@@ -15,10 +16,15 @@ export interface DashboardOptions {
   /** TCP port; 0 picks a free one (read it from `url`). @default 0 */
   port?: number;
   /**
-   * Address to bind. Loopback by default: the page shows peer pids and uids and has no login.
-   * Anything else must be asked for explicitly, and gets a warning. @default '127.0.0.1'
+   * Address to bind. Loopback by default: the page shows peer pids and uids. Anything else must
+   * be asked for explicitly, and gets a warning. @default '127.0.0.1'
    */
   host?: string;
+  /**
+   * The secret every request must carry (in `url`, then in a cookie). At least 22 characters of
+   * `A-Za-z0-9_-`. @default 32 random bytes, base64url
+   */
+  token?: string;
   /** The page's title. @default 'interprocess-converse' */
   title?: string;
   /** How often the page's counters refresh, ms. @default 1000 */
@@ -31,8 +37,10 @@ export interface DashboardOptions {
 
 /** A running dashboard. */
 export interface Dashboard {
-  /** `http://host:port/` */
+  /** `http://host:port/?token=…`: open this; without the token every request gets 403. */
   readonly url: string;
+  /** The secret in `url` (send it as `?token=`, `Authorization: Bearer`, or let the page set its cookie). */
+  readonly token: string;
   readonly port: number;
   readonly host: string;
   /** The state the page shows (what `GET /api/snapshot` returns). */
@@ -72,7 +80,8 @@ function diagrams(): { connectionSvg: string; miniSvg: string; supervisorSvg: st
  *
  * Endpoints: `GET /` the page, `GET /api/snapshot` the state as JSON, `GET /api/events` the
  * event stream (`state` and `transition` messages). Read-only; requests whose Host header is not
- * this address (DNS rebinding) are refused.
+ * this address (DNS rebinding) are refused, and so is every request without the dashboard's token
+ * (`url` carries it; see ./access.ts): 403, no data.
  */
 export async function serveDashboard(target: Server | Connection, options: DashboardOptions = {}): Promise<Dashboard> {
   const host = options.host ?? '127.0.0.1';
@@ -84,10 +93,12 @@ export async function serveDashboard(target: Server | Connection, options: Dashb
   if (!(interval >= 50)) throw new ConverseError('INVALID_ARGUMENT', `interval must be at least 50 ms (got ${String(interval)}).`);
   if (!LOOPBACK.has(host)) {
     process.emitWarning(
-      `interprocess-converse: the dashboard listens on ${host}, not loopback: anyone who can reach it sees every connection's pid and uid. It has no login.`,
+      `interprocess-converse: the dashboard listens on ${host}, not loopback: anyone who can reach it and learns its token (it travels in plain HTTP) sees every connection's pid and uid.`,
       { code: 'INTERPROCESS_CONVERSE_DASHBOARD_NOT_LOOPBACK' },
     );
   }
+
+  const token = new DashboardToken(options.token);
 
   let source: DashboardSource;
   if (target instanceof Server) source = new LocalSource(target);
@@ -175,17 +186,29 @@ export async function serveDashboard(target: Server | Connection, options: Dashb
       response.end('Forbidden: unexpected Host header (the dashboard answers only to its own address).\n');
       return;
     }
+    // Every request, the event stream included, must prove it knows the token: nothing else is
+    // looked at before this, and a refusal carries no data.
+    const url = new URL(request.url ?? '/', 'http://dashboard.invalid');
+    const proof = token.check(request, url);
+    if (proof === undefined) {
+      response.writeHead(403, { ...common, 'Content-Type': 'text/plain; charset=utf-8' });
+      response.end('Forbidden: this dashboard needs its token. Open the URL it printed (http://…/?token=…).\n');
+      return;
+    }
     if (request.method !== 'GET' && request.method !== 'HEAD') {
       response.writeHead(405, { ...common, Allow: 'GET, HEAD', 'Content-Type': 'text/plain; charset=utf-8' });
       response.end('Method not allowed: the dashboard is read-only.\n');
       return;
     }
-    const path = (request.url ?? '/').split('?')[0];
+    const path = url.pathname;
     if (path === '/' || path === '/index.html') {
       const nonce = randomBytes(16).toString('base64');
       const body = dashboardPage({ nonce, title, ...diagrams() });
       response.writeHead(200, {
         ...common,
+        // The page's own requests (the event stream) then carry the token in a cookie that
+        // scripts cannot read and other sites cannot make the browser send.
+        ...(proof === 'cookie' ? {} : { 'Set-Cookie': token.cookie() }),
         'Content-Type': 'text/html; charset=utf-8',
         'Content-Security-Policy': `default-src 'none'; script-src 'nonce-${nonce}'; style-src 'nonce-${nonce}'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'`,
       });
@@ -243,12 +266,14 @@ export async function serveDashboard(target: Server | Connection, options: Dashb
     );
   }
   actualPort = (httpServer.address() as AddressInfo).port;
+  token.setPort(actualPort);
   const urlHost = host.includes(':') ? `[${host}]` : host;
-  const url = `http://${urlHost}:${actualPort}/`;
+  const url = `http://${urlHost}:${actualPort}/?token=${token.value}`;
 
   let closing: Promise<void> | undefined;
   return {
     url,
+    token: token.value,
     port: actualPort,
     host,
     state: () => source.state(maxCards),

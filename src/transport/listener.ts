@@ -40,6 +40,9 @@ export async function bindListener(name: string, options: ListenSocketOptions = 
   const backlog = options.backlog ?? DEFAULT_BACKLOG;
   const server = net.createServer({ pauseOnConnect: true });
   if (isWindows) {
+    // Never readableAll/writableAll: libuv would grant Everyone GENERIC_WRITE on the pipe, which
+    // includes FILE_CREATE_PIPE_INSTANCE (anyone could then serve instances of our pipe). The
+    // default DACL leaves other users read access only (README, "Security by platform").
     await listenAt(server, name, name, backlog);
     let closing: Promise<void> | undefined;
     return { server, close: () => (closing ??= new Promise<void>((resolve) => server.close(() => resolve()))) };

@@ -20,6 +20,12 @@ export const MAX_SOCKET_PATH_BYTES = process.platform === 'linux' ? 107 : 103;
 const MAX_PIPE_NAME_CHARS = 256;
 
 const randomSuffix = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 10);
+/**
+ * Pipe names live in one machine-wide namespace that every user can list and create in, and a
+ * client cannot check who serves a pipe: the name must be unguessable before the server binds it
+ * (25 base-36 characters ≈ 129 bits).
+ */
+const pipeSuffix = customAlphabet('0123456789abcdefghijklmnopqrstuvwxyz', 25);
 
 /** Private directories made by `generateSocketName`, removed again when their server closes. */
 const generatedDirectories = new Set<string>();
@@ -30,7 +36,7 @@ const generatedDirectories = new Set<string>();
  * short enough for the platform's limit; on Windows a `\\.\pipe\…` name.
  */
 export function generateSocketName(): string {
-  if (isWindows) return `\\\\.\\pipe\\interprocess-converse-${randomSuffix()}`;
+  if (isWindows) return `\\\\.\\pipe\\interprocess-converse-${pipeSuffix()}`;
   const base = privateRuntimeDirectory() ?? os.tmpdir();
   const dir = fs.mkdtempSync(path.join(base, 'ic-')); // mkdtemp creates it 0700
   if (generatedDirectories.size === 0) process.once('exit', removeGeneratedDirectories);
