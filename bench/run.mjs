@@ -83,10 +83,10 @@ if (opts.reps) {
   config.s4.reps = config.s4big.reps = config.s5.reps = Math.max(1, Math.min(config.reps, config.s4.reps));
 }
 const only = new Set((opts.only ?? 's1s3,s4,s4big,s5,micro,soak').split(','));
-// S3 sends 1 MiB + a few bytes of envelope. This library runs with its default options (the
-// target is S3 with defaults); the peers with a message limit get room for it.
+// S3 sends 1 MiB + a few bytes of envelope.
 const MAX_MESSAGE_SIZE = 2 * MiB;
-const maxMessageSizeOf = (peerId) => (peerId === 'library' ? null : MAX_MESSAGE_SIZE);
+// Every peer with a message limit, this library included (1 MiB by default), gets room for S3's 1 MiB payload.
+const maxMessageSizeOf = () => MAX_MESSAGE_SIZE;
 // Quick mode only checks that everything works: peers run side by side, unpinned.
 const pin = !opts['no-pin'] && !opts.quick;
 const parallel = opts.quick;

@@ -42,7 +42,7 @@ export interface ConversationOptions<Local, Remote> {
   handlers?: Handlers<Local, Remote>;
   /**
    * Largest encoded message (frame body) in bytes that this side accepts; a connection sends at
-   * most the smaller of the two sides' values. @default 4194304 (4 MiB)
+   * most the smaller of the two sides' values. @default 1048576 (1 MiB)
    */
   maxMessageSize?: number;
   /** Default timeout of asks this side makes, ms. @default 5000 */

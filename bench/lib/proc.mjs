@@ -106,9 +106,9 @@ export function spawnChild(role, peer, { cpu, nodeFlags = [], nofile = 65536, ha
 /**
  * One server process (CPU 0) and one client process (CPU 1) of `peerId` on a fresh socket; the
  * client runs `task` and may query the server through the parent. Both are torn down after.
- * `maxMessageSize` null leaves the peer at its own default (this library is measured so).
+ * `maxMessageSize` null leaves the peer at its own default; by default every peer gets 2 MiB, room for S3.
  */
-export async function runPair(peerId, task, args, { pin = true, timeoutMs = 300000, maxMessageSize = peerId === 'library' ? null : 2 * 1024 * 1024, log = console.error, nodeFlags = {}, serverArgs = {} } = {}) {
+export async function runPair(peerId, task, args, { pin = true, timeoutMs = 300000, maxMessageSize = 2 * 1024 * 1024, log = console.error, nodeFlags = {}, serverArgs = {} } = {}) {
   const sockPath = socketPath(peerId.replace(/[^a-z]/g, '').slice(0, 8));
   const server = spawnChild('server', peerId, { cpu: pin ? 0 : undefined, nodeFlags: nodeFlags.server });
   let client;

@@ -20,7 +20,7 @@ export async function serve(path, options = {}) {
         return server.connections.size;
       },
     },
-    // null (the benchmark's default for this library): the library's default.
+    // null: the library's default (1 MiB); the benchmark gives it room for S3.
     maxMessageSize: options.maxMessageSize ?? undefined,
     maxConnections: options.maxConnections,
     // Every benchmark client runs as this one user: lift the per-user cap with the total one.

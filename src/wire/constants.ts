@@ -59,11 +59,11 @@ export const MAX_LENGTH_PREFIX = 9;
 export const CHECKSUM_SIZE = 4;
 
 /**
- * 4 MiB: room for the large messages local IPC commonly carries (a 1 MiB chunk with its fields, a
- * screenshot, a document) with the envelope on top, as gRPC's default receive limit does; larger
- * transfers are better sent in parts (a streamed reply). See docs/PROTOCOL.md §3.3.
+ * 1 MiB, as the public contract fixes it: a bound on what one peer can make us buffer for one frame.
+ * Larger messages need `maxMessageSize` raised on both sides (the size errors say so, with the size
+ * to raise it to), or are better sent in parts (a streamed reply). See docs/PROTOCOL.md §3.3.
  */
-export const DEFAULT_MAX_MESSAGE_SIZE = 4 * 1024 * 1024;
+export const DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024;
 export const DEFAULT_REPLY_TIMEOUT = 5000;
 export const DEFAULT_HANDSHAKE_TIMEOUT = 5000;
 export const DEFAULT_CONNECT_TIMEOUT = 5000;

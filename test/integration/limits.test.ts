@@ -57,9 +57,19 @@ describe('maxMessageSize', () => {
     expect(((await connection.ask({ type: 'echo', value: exact })) as Uint8Array).length).toBe(n);
   });
 
-  it('with default options a 1 MiB payload and its fields crosses both ways; past the 4 MiB default the error names the option and the size to raise it to', async () => {
-    const { name } = await startServer();
-    const connection = await connectClient(name);
+  it('past the 1 MiB default the error names the option and the size to raise it to; raised on both sides to that size, a 1 MiB payload and its fields crosses both ways', async () => {
+    const { name: defaultName } = await startServer();
+    const small = await connectClient(defaultName);
+    const chunk = { data: new Uint8Array(1024 * 1024), len: 1024 * 1024, note: 'a 1 MiB chunk' };
+    const refused = await rejectionOf(small.ask({ type: 'echo', value: chunk }));
+    expect(refused.code).toBe('MESSAGE_TOO_LARGE');
+    const needed = askBodySize({ type: 'echo', value: chunk }, 1);
+    expect(refused.message).toContain('over the limit of 1048576 bytes');
+    expect(refused.message).toContain(`Raise the maxMessageSize option of both listen() and connect() to at least ${needed}`);
+    expect(await small.ask({ type: 'add', a: 1, b: 2 })).toBe(3);
+
+    const { name } = await startServer({ maxMessageSize: 4 * 1024 * 1024 });
+    const connection = await connectClient(name, { maxMessageSize: 4 * 1024 * 1024 });
     const payload = new Uint8Array(1024 * 1024).map((_, i) => i % 251);
     const back = (await connection.ask({ type: 'echo', value: { data: payload, len: payload.length, note: 'a 1 MiB chunk' } })) as { data: Uint8Array; len: number };
     expect(back.len).toBe(payload.length);

@@ -28,7 +28,7 @@ describe('wire constants', () => {
   });
 
   it('the option defaults are the documented ones', () => {
-    expect(wire.DEFAULT_MAX_MESSAGE_SIZE).toBe(4 * MiB);
+    expect(wire.DEFAULT_MAX_MESSAGE_SIZE).toBe(MiB);
     expect(wire.DEFAULT_MAX_WRITE_BUFFER).toBe(8 * MiB);
     expect(wire.DEFAULT_REPLY_TIMEOUT).toBe(5000);
     expect(wire.DEFAULT_HANDSHAKE_TIMEOUT).toBe(5000);
