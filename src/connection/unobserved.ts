@@ -1,4 +1,5 @@
 import type { ConverseError } from '../errors.js';
+import { terminalSafe } from '../terminal-safe.js';
 
 /**
  * Errors of this side's own making that no asker can be told of (a tell's handler threw, a tell
@@ -26,7 +27,9 @@ export function warnUnobserved(error: ConverseError, messageType: string | undef
     return;
   }
   said.add(kind);
-  process.emitWarning(`interprocess-converse: ${error.message} (said once for this kind; ${howToObserve})`, {
+  // Warnings go to stderr, usually a terminal, and the message quotes what the peer chose (its
+  // message types): control characters are shown escaped, never interpreted.
+  process.emitWarning(`interprocess-converse: ${terminalSafe(error.message)} (said once for this kind; ${howToObserve})`, {
     code: `INTERPROCESS_CONVERSE_${error.code}`,
   });
 }

@@ -115,6 +115,19 @@ describe('unobserved errors', () => {
     expect(mine).toHaveLength(2);
     expect(mine[0]!.message).toMatch(/pass warnUnobservedErrors: false to connect\(\)/);
   });
+
+  it('a warning quoting a message type the peer chose shows its control characters escaped', async () => {
+    const warnings = collectWarnings();
+    const { name, server } = await serve({ handlers: {} });
+    const c = await client(name, { handlers: {} });
+    await waitUntil(() => server.connections.size === 1, 'the server has the connection');
+    await server.broadcast({ type: 'evil\u001b]0;owned\u0007\r\u009b2J' });
+    await waitUntil(() => warnings.some((w) => w.message.includes('evil')), 'the dropped tell was said');
+    const said = warnings.find((w) => w.message.includes('evil'))!.message;
+    expect(said).not.toMatch(/[\u0000-\u001f\u007f-\u009f]/);
+    expect(said).toContain('evil\\u001b]0;owned\\u0007\\u000d\\u009b2J');
+    await c.close();
+  });
 });
 
 describe('a client with neither handlers nor an iterator', () => {
