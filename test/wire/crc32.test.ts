@@ -2,6 +2,7 @@
 import * as zlib from 'node:zlib';
 import { describe, expect, it } from 'vitest';
 import { checksumOf, crc32Fallback, selectCrc32 } from '../../src/wire/codec.js';
+import { prng } from '../helpers/prng.js';
 
 /** CRC-32/ISO-HDLC bit by bit, written from the definition (reflected, polynomial 0xEDB88320). */
 function bitwiseCrc32(data: Uint8Array): number {
@@ -16,17 +17,6 @@ function bitwiseCrc32(data: Uint8Array): number {
 /** zlib's where this Node has it (20.15+), else the definition. */
 const zlibCrc32: (data: Uint8Array) => number = (zlib as unknown as { crc32?: (data: Uint8Array) => number }).crc32 ?? bitwiseCrc32;
 
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe('CRC-32', () => {
   it('the reference (zlib, or the definition on Node < 20.15) agrees with the definition', () => {

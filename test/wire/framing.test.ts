@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it, vi } from 'vitest';
 import { ConverseError } from '../../src/errors.js';
 import { checksumOf } from '../../src/wire/codec.js';
 import { FrameDecoder } from '../../src/wire/framing.js';
+import { prng } from '../helpers/prng.js';
 
 /*
  * FrameDecoder against docs/PROTOCOL.md §4 (frames). Frames are built here by hand, byte by byte,
@@ -64,17 +65,6 @@ function frame(body: Uint8Array, options: { checksum?: boolean; prefix?: Prefix 
   return Buffer.concat(parts);
 }
 
-/** A small deterministic PRNG (mulberry32). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomBytes(random: () => number, length: number): Buffer {
   const b = Buffer.allocUnsafe(length);
