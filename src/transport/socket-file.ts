@@ -75,13 +75,20 @@ export class SocketFile {
     for (let attempt = 0; attempt < PUBLISH_ATTEMPTS; attempt++) {
       try {
         fs.linkSync(this.bindPath, this.name);
-        this.identity = { dev: st.dev, ino: st.ino };
-        fs.unlinkSync(this.bindPath); // the private path is ours alone
-        return;
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw fileError(this.name, 'cannot put the socket file in place', error);
+        await this.clearStale();
+        continue;
       }
-      await this.clearStale();
+      this.identity = { dev: st.dev, ino: st.ino };
+      // The name is published now: a failure to drop the private link must not fail listen()
+      // (it would leave a published name behind a rejected promise); dispose() removes it anyway.
+      try {
+        fs.unlinkSync(this.bindPath);
+      } catch {
+        /* removed with the private directory */
+      }
+      return;
     }
     throw addressInUse(this.name, 'other servers kept taking the name while this one started');
   }
@@ -140,9 +147,18 @@ export class SocketFile {
     let same = false;
     try {
       same = sameFile(fs.lstatSync(aside), st) && !(await listening(aside));
-    } finally {
-      if (same) fs.unlinkSync(aside);
-      else putBack(aside, this.name); // a newcomer's socket: it keeps its name (a third one's is never clobbered)
+    } catch (error) {
+      putBack(aside, this.name);
+      throw fileError(this.name, 'cannot check the stale socket file moved aside', error);
+    }
+    if (!same) {
+      putBack(aside, this.name); // a newcomer's socket: it keeps its name (a third one's is never clobbered)
+      return;
+    }
+    try {
+      fs.unlinkSync(aside);
+    } catch (error) {
+      throw fileError(this.name, 'cannot remove the stale socket file', error);
     }
   }
 

@@ -9,6 +9,7 @@
  * directory. Another user's stale socket: test/reliability/access.test.ts.
  */
 import { execFileSync } from 'node:child_process';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import * as os from 'node:os';
@@ -326,5 +327,59 @@ describe('what is at the name (more)', () => {
     expect(error.code).toBe('ADDRESS_IN_USE');
     expect(fs.readFileSync(path.join(name, 'keep'), 'utf8')).toBe('x');
     expect(fs.readdirSync(path.dirname(name))).toEqual(['s.sock']);
+  });
+});
+
+/**
+ * Filesystem calls that fail where they normally cannot (root passes every permission check here,
+ * so the failure is injected into node:fs for the one path concerned; the socket stays real).
+ */
+describe('filesystem failures while publishing the name', () => {
+  const fsModule = createRequire(import.meta.url)('node:fs') as typeof fs;
+  const realUnlinkSync = fsModule.unlinkSync;
+
+  /** Make unlinkSync fail with `code` for paths `matches` picks, until the test ends. */
+  function failUnlink(matches: (p: string) => boolean, code: string): string[] {
+    const refused: string[] = [];
+    fsModule.unlinkSync = ((p: fs.PathLike) => {
+      if (matches(String(p))) {
+        refused.push(String(p));
+        throw Object.assign(new Error(`${code}: injected, unlink '${String(p)}'`), { code });
+      }
+      return realUnlinkSync(p);
+    }) as typeof fs.unlinkSync;
+    syncBuiltinESMExports();
+    onCleanup(() => {
+      fsModule.unlinkSync = realUnlinkSync;
+      syncBuiltinESMExports();
+    });
+    return refused;
+  }
+
+  it('a failed unlink of the private bind path after the link does not fail listen(): the name is served and removed on close', async () => {
+    const name = socketName();
+    const refused = failUnlink((p) => p.endsWith(`${path.sep}s`) && path.basename(path.dirname(p)).startsWith('.ic-'), 'EPERM');
+    const server = await listen(name);
+    onCleanup(() => server.close({ timeout: 200 }));
+    expect(refused).toHaveLength(1);
+    const client = await connect(name, { connectTimeout: 2000 });
+    await server.accept();
+    client.destroy();
+    await server.close({ timeout: 200 });
+    expect(fs.existsSync(name)).toBe(false);
+    expect(fs.readdirSync(path.dirname(name))).toEqual([]); // the private directory went too
+  });
+
+  it('a stale socket that cannot be removed once moved aside is a ConverseError (ACCESS_DENIED), not a raw errno error', async () => {
+    const name = socketName();
+    const dead = await startFixture('rel-raw', ['listen', name]);
+    await dead.kill('SIGKILL');
+    const refused = failUnlink((p) => p.endsWith(`${path.sep}x`) && path.basename(path.dirname(p)).startsWith('.ic-'), 'EPERM');
+    const error = (await settle(listen(name))).error;
+    expect(refused).toHaveLength(1);
+    expect(error).toBeInstanceOf(ConverseError);
+    expect(error.code).toBe('ACCESS_DENIED');
+    expect(error.message).toContain('cannot remove the stale socket file');
+    expect(fs.readdirSync(path.dirname(name)).filter((f) => f.startsWith('.ic-'))).toEqual([]); // nothing of ours left behind
   });
 });
