@@ -15,7 +15,8 @@ import { setup } from 'xstate';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectionMachine, supervisorMachine } from '../machines/index.js';
 import { connect, listen, machineGraph, serveDashboard, type DashboardState, type Server } from '../src/index.js';
-import { machineSvg } from '../src/dashboard/graph.js';
+import { activePaths } from '../src/dashboard/graph.js';
+import { machineSvg } from '../src/dashboard/layout.js';
 import type { ClientApi, ServerApi } from './fixtures/protocol.js';
 import { cleanup, onCleanup, sleep, socketName } from './helpers/cleanup.js';
 import { startFixture, type Fixture } from './helpers/fixture.js';
@@ -90,7 +91,7 @@ describe('the machine diagram comes from the machine definition', () => {
     expect(supervisor.transitions.find((t) => t.source === 'draining')).toMatchObject({ target: 'closed', kind: 'always', guard: 'allConnectionsEnded' });
   });
 
-  it('draws any machine: one node per state, edges carry their events', () => {
+  it('draws any machine: one node per state, edges carry their events', async () => {
     const toy = setup({}).createMachine({
       id: 'toy',
       initial: 'a',
@@ -98,13 +99,58 @@ describe('the machine diagram comes from the machine definition', () => {
     });
     const graph = machineGraph(toy);
     expect(graph.transitions.map((t) => `${t.source}-${t.label}->${t.target}`).sort()).toEqual(['a-GO->b', 'a-SKIP->c', 'b-BACK->a', 'b-after 100 ms->c']);
-    const svg = machineSvg(graph);
+    const svg = await machineSvg(graph);
     expect(svg.startsWith('<svg')).toBe(true);
     for (const key of ['a', 'b', 'c']) expect(svg).toContain(`data-state="${key}"`);
     expect(svg).toContain('>GO<');
     expect(svg).toContain('after 100 ms');
     expect(svg.match(/class="edge"/g)).toHaveLength(4);
-    expect(machineSvg(graph, { labels: false })).not.toContain('>GO<');
+    expect(await machineSvg(graph, { labels: false })).not.toContain('>GO<');
+  });
+
+  it('keeps nested and parallel states (with @xstate/graph) and lays them out inside their parents (with elkjs)', async () => {
+    const nested = setup({}).createMachine({
+      id: 'shop',
+      initial: 'idle',
+      states: {
+        idle: { on: { login: 'authed' } },
+        authed: {
+          initial: 'browsing',
+          on: { logout: 'idle' },
+          states: { browsing: { on: { buy: 'paying' } }, paying: { after: { 500: 'browsing' }, on: { paid: 'done' } }, done: { type: 'final' } },
+        },
+        busy: { type: 'parallel', states: { upload: { initial: 'x', states: { x: { on: { T: 'y' } }, y: {} } }, ui: { initial: 'p', states: { p: { always: 'q' }, q: {} } } } },
+      },
+    });
+    const graph = machineGraph(nested);
+    expect(graph.states.map((s) => s.path)).toEqual(['idle', 'authed', 'authed.browsing', 'authed.paying', 'authed.done', 'busy', 'busy.upload', 'busy.upload.x', 'busy.upload.y', 'busy.ui', 'busy.ui.p', 'busy.ui.q']);
+    expect(graph.states.find((s) => s.path === 'authed.browsing')).toMatchObject({ parent: 'authed', initial: true, type: 'atomic' });
+    expect(graph.states.find((s) => s.path === 'busy')).toMatchObject({ type: 'parallel', initial: false });
+    expect(graph.states.find((s) => s.path === 'authed.done')).toMatchObject({ final: true });
+    const edges = graph.transitions.map((t) => `${t.source}-${t.label}->${t.target}`);
+    expect(edges).toEqual(expect.arrayContaining(['idle-login->authed', 'authed-logout->idle', 'authed.browsing-buy->authed.paying', 'authed.paying-after 500 ms->authed.browsing', 'busy.upload.x-T->busy.upload.y', 'busy.ui.p-always->busy.ui.q']));
+    expect(activePaths({ authed: 'paying' })).toEqual(['authed', 'authed.paying']);
+    expect(activePaths({ busy: { upload: 'x', ui: 'q' } })).toEqual(['busy', 'busy.upload', 'busy.upload.x', 'busy.ui', 'busy.ui.q']);
+
+    const svg = await machineSvg(graph);
+    const box = (path: string): { x: number; y: number; w: number; h: number } => {
+      const m = new RegExp(`data-state="${path.replace(/\./g, '\\.')}"><title>[^<]*</title><rect x="([\\d.]+)" y="([\\d.]+)" width="([\\d.]+)" height="([\\d.]+)"`).exec(svg);
+      expect(m, path).not.toBeNull();
+      return { x: Number(m![1]), y: Number(m![2]), w: Number(m![3]), h: Number(m![4]) };
+    };
+    // Every state is drawn, each child inside its parent's box.
+    for (const s of graph.states) {
+      const child = box(s.path);
+      if (s.parent === undefined) continue;
+      const parent = box(s.parent);
+      expect(child.x).toBeGreaterThan(parent.x);
+      expect(child.y).toBeGreaterThan(parent.y);
+      expect(child.x + child.w).toBeLessThan(parent.x + parent.w);
+      expect(child.y + child.h).toBeLessThan(parent.y + parent.h);
+    }
+    expect(svg).toContain('class="node compound parallel"');
+    expect(svg).toContain('class="node compound region');
+    expect(svg.match(/class="edge"/g)).toHaveLength(new Set(edges.map((e) => e.replace(/-[^>]*>/, '->'))).size);
   });
 });
 

@@ -8,7 +8,8 @@ import { ConverseError } from '../errors.js';
 import type { IntrospectionEvent } from '../introspection.js';
 import { Server } from '../server.js';
 import { DashboardToken } from './access.js';
-import { machineGraph, machineSvg } from './graph.js';
+import { machineGraph } from './graph.js';
+import { machineSvg } from './layout.js';
 import { dashboardPage } from './page.js';
 import { LocalSource, RemoteSource, type DashboardSource, type DashboardState } from './source.js';
 
@@ -56,17 +57,24 @@ export interface Dashboard {
 
 const LOOPBACK = new Set(['127.0.0.1', '::1', 'localhost']);
 
-let pageParts: { connectionSvg: string; miniSvg: string; supervisorSvg: string } | undefined;
+interface Diagrams {
+  connectionSvg: string;
+  miniSvg: string;
+  supervisorSvg: string;
+}
+let pageParts: Promise<Diagrams> | undefined;
 
-function diagrams(): { connectionSvg: string; miniSvg: string; supervisorSvg: string } {
-  if (pageParts === undefined) {
+/** The library's own machines, laid out once per process. */
+function diagrams(): Promise<Diagrams> {
+  pageParts ??= (async () => {
     const connection = machineGraph(connectionMachine);
-    pageParts = {
-      connectionSvg: machineSvg(connection, { idPrefix: 'conn', className: 'full' }),
-      miniSvg: machineSvg(connection, { labels: false, idPrefix: 'mini', className: 'mini' }),
-      supervisorSvg: machineSvg(machineGraph(supervisorMachine), { idPrefix: 'sup' }),
-    };
-  }
+    const [connectionSvg, miniSvg, supervisorSvg] = await Promise.all([
+      machineSvg(connection, { idPrefix: 'conn', className: 'full' }),
+      machineSvg(connection, { labels: false, idPrefix: 'mini', className: 'mini' }),
+      machineSvg(machineGraph(supervisorMachine), { idPrefix: 'sup' }),
+    ]);
+    return { connectionSvg, miniSvg, supervisorSvg };
+  })();
   return pageParts;
 }
 
@@ -99,6 +107,7 @@ export async function serveDashboard(target: Server | Connection, options: Dashb
   }
 
   const token = new DashboardToken(options.token);
+  const pageDiagrams = await diagrams();
 
   let source: DashboardSource;
   if (target instanceof Server) source = new LocalSource(target);
@@ -203,7 +212,7 @@ export async function serveDashboard(target: Server | Connection, options: Dashb
     const path = url.pathname;
     if (path === '/' || path === '/index.html') {
       const nonce = randomBytes(16).toString('base64');
-      const body = dashboardPage({ nonce, title, ...diagrams() });
+      const body = dashboardPage({ nonce, title, ...pageDiagrams });
       response.writeHead(200, {
         ...common,
         // The page's own requests (the event stream) then carry the token in a cookie that
