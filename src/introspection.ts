@@ -6,6 +6,7 @@ import type { ConnectionStats } from './connection/stats.js';
 import type { WorkInFlight } from './connection/work.js';
 import { ConverseError } from './errors.js';
 import type { IntrospectionOptions } from './options.js';
+import { DEFAULT_ACCESS_REFUSAL, defaultIntrospectionAccess } from './introspection-access.js';
 import type { Server, ServerPlugin } from './server.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';
 import type { AskOptions } from './types.js';
@@ -473,11 +474,16 @@ const MAX_UNSENT_EVENTS = 1024;
  * server started and when each connection opened, and answers the reserved `$converse.*`
  * types when `introspection` is on.
  */
-export function introspectionPlugin(server: Server, options: object, introspection: boolean | IntrospectionOptions | undefined): ServerPlugin {
+export function introspectionPlugin(
+  server: Server,
+  options: object,
+  introspection: boolean | IntrospectionOptions | undefined,
+  socketMode?: number,
+): ServerPlugin {
   registerServer(server, options, introspection);
   const messageWatchers = new MessageWatchers(() => serverConnections(server));
   return {
-    handlers: introspectionHandlers(server, introspection, messageWatchers),
+    handlers: introspectionHandlers(server, introspection, messageWatchers, defaultIntrospectionAccess(server.name, socketMode)),
     connectionMade: (connection) => {
       markConnectionOpened(connection);
       messageWatchers.connectionMade(connection);
@@ -493,10 +499,13 @@ export function introspectionHandlers(
   server: Server,
   options: boolean | IntrospectionOptions | undefined,
   messageWatchers?: MessageWatchers,
+  defaultAllow?: (peer: PeerCredentials) => boolean,
 ): Record<string, (event: any, ctx: any) => unknown> | undefined {
   if (options === undefined || options === false) return undefined;
   validateIntrospectionOptions(options);
-  const allow = options === true ? undefined : options.allow;
+  const own = options === true ? undefined : options.allow;
+  const allow = own ?? defaultAllow;
+  const refusal = own === undefined ? DEFAULT_ACCESS_REFUSAL : 'introspection.allow refused it';
   const watchers = new Map<Connection, () => void>();
 
   const check = (connection: Connection): void => {
@@ -508,10 +517,7 @@ export function introspectionHandlers(
       allowed = false;
     }
     if (!allowed) {
-      throw new ConverseError(
-        'ACCESS_DENIED',
-        `This peer (uid ${connection.peer.uid ?? 'unknown'}) may not introspect the server (introspection.allow refused it).`,
-      );
+      throw new ConverseError('ACCESS_DENIED', `This peer (uid ${connection.peer.uid ?? 'unknown'}) may not introspect the server (${refusal}).`);
     }
   };
 

@@ -29,5 +29,7 @@ export async function listen<ServerApi = any, ClientApi = any>(
     allowUids: options.allowUids === undefined ? undefined : new Set(options.allowUids),
   };
   // Introspection is a plug-in: the server itself knows nothing of it.
-  return new Server<ServerApi, ClientApi>(bound.name, bound, resolved, options.inspect, access, (server) => introspectionPlugin(server, resolved, options.introspection));
+  return new Server<ServerApi, ClientApi>(bound.name, bound, resolved, options.inspect, access, (server) =>
+    introspectionPlugin(server, resolved, options.introspection, options.socketMode),
+  );
 }

@@ -28,7 +28,9 @@ export interface IntrospectionOptions {
    * Which peers may introspect, from their kernel-reported credentials (on top of the server's
    * own `allow` / `allowUids`, which every peer has already passed). A refused peer's
    * `$converse.*` asks fail with REMOTE_ERROR whose `remote.code` is ACCESS_DENIED.
-   * @default every connected peer
+   * @default the daemon's own user and root (by kernel-reported uid); a peer with a verified TLS
+   * certificate; a peer with no identity only on a local socket no other user can open (the
+   * default socketMode 0600). Plain TCP and NATS peers are refused unless `allow` admits them.
    */
   allow?: (peer: PeerCredentials) => boolean;
 }

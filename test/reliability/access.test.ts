@@ -213,4 +213,30 @@ describe.runIf(canSwitchUser() && peerCredentialsSupported)('access control with
     expect(error?.message).toMatch(/uid 65534/);
     expect(fs.lstatSync(name)).toMatchObject({ uid: NOBODY });
   });
+
+  it('introspection: true admits only the daemon’s own user (and root); another user it lets connect cannot read about everyone else', async () => {
+    const { name } = await startServer({ socketMode: 0o666, introspection: true });
+    openDirectory(name);
+    const stranger = await relClient(name, { dropTo: NOBODY });
+    expect(stranger.first).toMatchObject({ uid: NOBODY, connected: 1 });
+    // The application is served…
+    expect(await stranger.request({ op: 'ask', event: { type: 'add', a: 1, b: 2 } })).toMatchObject({ results: [{ ok: true, value: 3 }] });
+    // …but not the daemon's view of its other peers, nor their messages.
+    for (const type of ['$converse.info', '$converse.connections', '$converse.watch', '$converse.watchMessages']) {
+      const { results } = await stranger.request({ op: 'ask', event: { type } });
+      expect(results, type).toMatchObject([{ ok: false, code: 'REMOTE_ERROR' }]);
+      expect(results[0].message, type).toContain('only the daemon’s own user and root');
+    }
+    // The owner (this process, root) may.
+    const owner = await connectClient(name);
+    expect(await owner.ask({ type: '$converse.info' } as never)).toMatchObject({ library: 'interprocess-converse' });
+  });
+
+  it('introspection: { allow } replaces the default: it may admit another user', async () => {
+    const { name } = await startServer({ socketMode: 0o666, introspection: { allow: (peer) => peer.uid === NOBODY } });
+    openDirectory(name);
+    const stranger = await relClient(name, { dropTo: NOBODY });
+    const { results } = await stranger.request({ op: 'ask', event: { type: '$converse.info' } });
+    expect(results).toMatchObject([{ ok: true, value: { library: 'interprocess-converse' } }]);
+  });
 });
