@@ -1,8 +1,8 @@
 // After tsc: put the dashboard's two dev-dependency engines into dist, so that the published
 // package needs no runtime dependency beyond xstate, msgpackr and nanoid (see
-// src/dashboard/vendor/*.ts for why each is here and docs/OBSERVABILITY.md for the choice).
+// src/vendor/*.ts for why each is here and docs/OBSERVABILITY.md for the choice).
 //
-// - @xstate/graph (MIT): bundled with esbuild into dist/src/dashboard/vendor/xstate-graph.js,
+// - @xstate/graph (MIT): bundled with esbuild into dist/src/vendor/xstate-graph.js,
 //   replacing tsc's re-export; xstate stays an import so the user's own xstate is read.
 // - elkjs (EPL-2.0): its self-contained elk.bundled.js copied unmodified, with its licence.
 import { build } from 'esbuild';
@@ -12,12 +12,12 @@ import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
-const out = path.join(root, 'dist/src/dashboard/vendor');
+const out = path.join(root, 'dist/src/vendor');
 const require = createRequire(path.join(root, 'package.json'));
 fs.mkdirSync(out, { recursive: true });
 
 await build({
-  entryPoints: [path.join(root, 'src/dashboard/vendor/xstate-graph.ts')],
+  entryPoints: [path.join(root, 'src/vendor/xstate-graph.ts')],
   outfile: path.join(out, 'xstate-graph.js'),
   bundle: true,
   format: 'esm',

@@ -12,6 +12,7 @@ import type { PeerCredentials } from './transport/peer-credentials.js';
 import type { AskOptions } from './types.js';
 import { PROTOCOL_VERSION } from './wire/constants.js';
 import { MessageWatchers, MessageWatchTypes } from './message-watch.js';
+import { cachedMachineGraph, leafPaths, machineKey, type MachineGraph } from './machine-graph.js';
 
 /**
  * Introspection: what a server knows about itself and its connections, in plain data, for the
@@ -39,6 +40,7 @@ export const IntrospectionMessages = {
   WATCH: '$converse.watch',
   UNWATCH: '$converse.unwatch',
   EVENT: '$converse.event',
+  MACHINES: '$converse.machines',
 } as const;
 
 /** An error as introspection reports it. */
@@ -70,6 +72,27 @@ export interface ConnectionInfo {
   peerVersion?: number;
   /** The last failure seen on this connection: an ask of ours that failed, or why it closed. */
   lastError?: ErrorInfo;
+  /** Its session machine, when it has one. */
+  session?: SessionInfo;
+}
+
+/** A connection's session machine (the `session` given to listen/connect), as introspection reports it. */
+export interface SessionInfo {
+  /** The machine's id. */
+  machine: string;
+  /** The name of its graph in `$converse.machines` (unique per machine definition in the process). */
+  graph: string;
+  /** The actor's status: `active`, `done` (it reached a final state), `error`, `stopped`. */
+  status: string;
+  /** Its state value, as XState gives it (`'idle'`, `{ authed: 'paying' }`). */
+  value: unknown;
+  /** The innermost states it is in, as paths (`authed.paying`; several when parallel). */
+  state: string[];
+  /**
+   * Its last transitions (at most 16), oldest first: when, the peer's message type that moved it
+   * (absent when a timer or the application did, and for its initial state), the states after.
+   */
+  transitions: Array<{ at: number; event?: string; state: string[] }>;
 }
 
 /** The server, as introspection reports it. */
@@ -201,7 +224,40 @@ export function describeConnection(connection: Connection, now = Date.now()): Co
   if (connection.peerVersion !== undefined) info.peerVersion = connection.peerVersion;
   const lastError = errorInfo(connection.closeReason) ?? lastErrors.get(connection);
   if (lastError !== undefined) info.lastError = lastError;
+  const session = describeSession(connection);
+  if (session !== undefined) info.session = session;
   return info;
+}
+
+/** The connection's session machine as plain data, when it has one. */
+export function describeSession(connection: Connection): SessionInfo | undefined {
+  const machine = connection.core.sessionMachine();
+  if (machine === undefined) return undefined;
+  const snapshot = connection.session?.getSnapshot() as { value?: unknown; status?: string } | undefined;
+  const transitions = connection.core.sessionTransitions().map((t) => ({ at: t.at, ...(t.event === undefined ? {} : { event: t.event }), state: leafPaths(t.value) }));
+  const value = snapshot?.value ?? connection.core.sessionTransitions().at(-1)?.value;
+  return {
+    machine: machine.id,
+    graph: machineKey(machine),
+    status: snapshot?.status ?? 'stopped',
+    value: value ?? null,
+    state: leafPaths(value),
+    transitions,
+  };
+}
+
+/** The graphs of the session machines of `connections` (by `SessionInfo.graph`), those named in `keys` or all. */
+export function sessionGraphs(connections: Iterable<Connection>, keys?: readonly string[]): Record<string, MachineGraph> {
+  const wanted = keys === undefined ? undefined : new Set(keys);
+  const graphs: Record<string, MachineGraph> = {};
+  for (const connection of connections) {
+    const machine = connection.core.sessionMachine();
+    if (machine === undefined) continue;
+    const key = machineKey(machine);
+    if (Object.hasOwn(graphs, key) || (wanted !== undefined && !wanted.has(key))) continue;
+    graphs[key] = cachedMachineGraph(machine);
+  }
+  return graphs;
 }
 
 function emptyWork(): WorkInFlight {
@@ -531,6 +587,11 @@ export function introspectionHandlers(
       const now = Date.now();
       return serverConnections(server).map((c) => describeConnection(c, now));
     },
+    [IntrospectionMessages.MACHINES]: (event: { keys?: unknown }, ctx: { connection: Connection }) => {
+      check(ctx.connection);
+      const keys = Array.isArray(event.keys) ? event.keys.filter((k): k is string => typeof k === 'string').slice(0, 256) : undefined;
+      return sessionGraphs(serverConnections(server), keys);
+    },
     [IntrospectionMessages.WATCH]: (_event: unknown, ctx: { connection: Connection }) => {
       const connection = ctx.connection;
       check(connection);
@@ -599,6 +660,8 @@ export interface IntrospectionClient {
   info(options?: AskOptions): Promise<ServerInfo>;
   /** `$converse.connections`: every connection not yet closed. */
   connections(options?: AskOptions): Promise<ConnectionInfo[]>;
+  /** `$converse.machines`: the graphs of live connections' session machines, by `SessionInfo.graph` (those in `keys`, or all). */
+  machines(keys?: string[], options?: AskOptions): Promise<Record<string, MachineGraph>>;
   /**
    * `$converse.watch`: `listener` gets every state change from now on (never before this
    * promise resolves, and never one already reflected in `initial`).
@@ -621,6 +684,7 @@ export function introspect(connection: Connection<any, any>): IntrospectionClien
   return {
     info: (options) => ask<ServerInfo>(IntrospectionMessages.INFO, options),
     connections: (options) => ask<ConnectionInfo[]>(IntrospectionMessages.CONNECTIONS, options),
+    machines: (keys, options) => connection.ask({ type: IntrospectionMessages.MACHINES, ...(keys === undefined ? {} : { keys }) } as never, options) as Promise<Record<string, MachineGraph>>,
     async watch(listener, options) {
       const registry = registryOf(connection);
       let ready = false;

@@ -1,13 +1,17 @@
 import * as fs from 'node:fs';
 import { ConverseError } from './errors.js';
-import type { FlightRecording, RecordedFrame, RecordedTransition } from './connection/recorder.js';
+import type { FlightRecording, RecordedFrame, RecordedSession, RecordedSessionTransition, RecordedTransition } from './connection/recorder.js';
+import type { GraphState, GraphTransition, MachineGraph } from './machine-graph.js';
 
 /**
  * Flight recordings as files: written as JSON, read back (checked: a recording file may come from
  * anywhere), and rendered as lines for a terminal (`interprocess-converse replay <file>`).
  */
 
-export type { FlightRecording, RecordedFrame, RecordedTransition } from './connection/recorder.js';
+export type { FlightRecording, RecordedFrame, RecordedSession, RecordedSessionTransition, RecordedTransition } from './connection/recorder.js';
+
+/** Most states or transitions a recorded session graph may have (a hand-edited file cannot make the dashboard lay out a monster). */
+const MAX_GRAPH_ITEMS = 2000;
 
 /** Largest recording file read (a recording is a few KiB; anything far larger is not one). */
 const MAX_RECORDING_FILE = 16 * 1024 * 1024;
@@ -73,6 +77,7 @@ export function parseRecording(data: unknown, source = 'the data'): FlightRecord
     recording.peer = {};
     for (const key of ['pid', 'uid', 'gid'] as const) if (typeof peer[key] === 'number') recording.peer[key] = peer[key];
   }
+  if (r.session !== undefined) recording.session = parseSession(r.session, bad, number, optionalString);
   if (typeof r.reason === 'object' && r.reason !== null) {
     const reason = r.reason as Record<string, unknown>;
     recording.reason = { code: optionalString(reason.code, '"reason.code"') ?? '?', message: optionalString(reason.message, '"reason.message"') ?? '' };
@@ -80,16 +85,92 @@ export function parseRecording(data: unknown, source = 'the data'): FlightRecord
   return recording;
 }
 
-/** One step of a recording in time order: a frame or a lifecycle transition. */
-export type RecordingStep = ({ step: 'frame' } & RecordedFrame) | ({ step: 'state' } & RecordedTransition);
+function parseSession(
+  data: unknown,
+  bad: (what: string) => never,
+  number: (value: unknown, what: string) => number,
+  optionalString: (value: unknown, what: string) => string | undefined,
+): RecordedSession {
+  if (typeof data !== 'object' || data === null) bad('"session" is not an object');
+  const s = data as Record<string, unknown>;
+  if (!Array.isArray(s.transitions)) bad('"session.transitions" must be an array');
+  const strings = (value: unknown, what: string): string[] => (Array.isArray(value) && value.every((v) => typeof v === 'string') ? (value as string[]) : bad(`${what} must be an array of strings`));
+  const session: RecordedSession = {
+    machine: optionalString(s.machine, '"session.machine"') ?? '?',
+    transitions: (s.transitions as unknown[]).map((t, i): RecordedSessionTransition => {
+      if (typeof t !== 'object' || t === null) bad(`session transition ${i} is not an object`);
+      const transition = t as Record<string, unknown>;
+      const out: RecordedSessionTransition = { at: number(transition.at, `session transition ${i} "at"`), state: strings(transition.state, `session transition ${i} "state"`) };
+      const event = optionalString(transition.event, `session transition ${i} "event"`);
+      if (event !== undefined) out.event = event;
+      return out;
+    }),
+  };
+  if (s.graph !== undefined) {
+    if (typeof s.graph !== 'object' || s.graph === null) bad('"session.graph" is not an object');
+    const g = s.graph as Record<string, unknown>;
+    if (!Array.isArray(g.states) || !Array.isArray(g.transitions)) bad('"session.graph" needs "states" and "transitions" arrays');
+    if ((g.states as unknown[]).length > MAX_GRAPH_ITEMS || (g.transitions as unknown[]).length > MAX_GRAPH_ITEMS) bad(`"session.graph" has more than ${MAX_GRAPH_ITEMS} states or transitions`);
+    const types = new Set(['atomic', 'compound', 'parallel', 'final', 'history']);
+    const graph: MachineGraph = {
+      id: optionalString(g.id, '"session.graph.id"') ?? session.machine,
+      states: (g.states as unknown[]).map((x, i): GraphState => {
+        if (typeof x !== 'object' || x === null) bad(`graph state ${i} is not an object`);
+        const state = x as Record<string, unknown>;
+        const path = optionalString(state.path, `graph state ${i} "path"`) ?? bad(`graph state ${i} has no path`);
+        const out: GraphState = {
+          key: optionalString(state.key, `graph state ${i} "key"`) ?? path,
+          path,
+          type: types.has(state.type as string) ? (state.type as GraphState['type']) : 'atomic',
+          initial: state.initial === true,
+          final: state.final === true,
+        };
+        const parent = optionalString(state.parent, `graph state ${i} "parent"`);
+        if (parent !== undefined) out.parent = parent;
+        return out;
+      }),
+      transitions: (g.transitions as unknown[]).map((x, i): GraphTransition => {
+        if (typeof x !== 'object' || x === null) bad(`graph transition ${i} is not an object`);
+        const t = x as Record<string, unknown>;
+        const out: GraphTransition = {
+          source: optionalString(t.source, `graph transition ${i} "source"`) ?? bad(`graph transition ${i} has no source`),
+          target: optionalString(t.target, `graph transition ${i} "target"`) ?? bad(`graph transition ${i} has no target`),
+          event: optionalString(t.event, `graph transition ${i} "event"`) ?? '',
+          label: optionalString(t.label, `graph transition ${i} "label"`) ?? '',
+          kind: t.kind === 'after' || t.kind === 'always' ? t.kind : 'event',
+        };
+        const guard = optionalString(t.guard, `graph transition ${i} "guard"`);
+        if (guard !== undefined) out.guard = guard;
+        return out;
+      }),
+    };
+    // A parent must be a state of the graph, and come before its children.
+    const seen = new Set<string>();
+    for (const state of graph.states) {
+      if (state.parent !== undefined && !seen.has(state.parent)) bad(`graph state "${state.path}" names a parent that is not before it`);
+      seen.add(state.path);
+    }
+    session.graph = graph;
+  }
+  return session;
+}
 
-/** Frames and transitions merged in time order (transitions first at equal times). */
+/** One step of a recording in time order: a frame, a lifecycle transition, or a session machine transition. */
+export type RecordingStep =
+  | ({ step: 'frame' } & RecordedFrame)
+  | ({ step: 'state' } & RecordedTransition)
+  | ({ step: 'session' } & RecordedSessionTransition);
+
+const STEP_ORDER = { state: 0, frame: 1, session: 2 } as const;
+
+/** Frames and transitions merged in time order (at equal times: lifecycle, then the frame, then the session move it caused). */
 export function recordingSteps(recording: FlightRecording): RecordingStep[] {
   const steps: RecordingStep[] = [
     ...recording.transitions.map((t) => ({ step: 'state' as const, ...t })),
     ...recording.frames.map((f) => ({ step: 'frame' as const, ...f })),
+    ...(recording.session?.transitions ?? []).map((t) => ({ step: 'session' as const, ...t })),
   ];
-  return steps.sort((a, b) => a.at - b.at || (a.step === b.step ? 0 : a.step === 'state' ? -1 : 1));
+  return steps.sort((a, b) => a.at - b.at || STEP_ORDER[a.step] - STEP_ORDER[b.step]);
 }
 
 /**
@@ -103,6 +184,7 @@ export function renderRecording(recording: FlightRecording, safe: (text: string)
   if (recording.reason !== undefined) lines.push(`Closed on ${safe(recording.reason.code)}: ${safe(recording.reason.message)}`);
   const kept = recording.frames.length;
   lines.push(kept === recording.framesSeen ? `${kept} frame${kept === 1 ? '' : 's'}, ${recording.transitions.length} transition${recording.transitions.length === 1 ? '' : 's'}` : `last ${kept} of ${recording.framesSeen} frames, ${recording.transitions.length} transitions`);
+  if (recording.session !== undefined) lines.push(`session machine ${safe(recording.session.machine)}: ${recording.session.transitions.length} transition${recording.session.transitions.length === 1 ? '' : 's'}`);
   const steps = recordingSteps(recording);
   const start = steps[0]?.at ?? recording.takenAt;
   for (const step of steps) lines.push(`${relativeTime(step.at - start)}  ${describeStep(step, safe)}`);
@@ -112,6 +194,7 @@ export function renderRecording(recording: FlightRecording, safe: (text: string)
 /** One step as text: `→ ASK #3 add (24 B)`, `state active`. */
 export function describeStep(step: RecordingStep, safe: (text: string) => string): string {
   if (step.step === 'state') return `state ${safe(step.state)}`;
+  if (step.step === 'session') return `session ${step.event === undefined ? '' : `${safe(step.event)} → `}${step.state.map(safe).join(', ')}`;
   const arrow = step.dir === 'out' ? '→' : '←';
   const id = step.id === undefined ? '' : ` #${step.id}`;
   const type = step.type === undefined ? '' : ` ${safe(step.type)}`;

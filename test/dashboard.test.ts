@@ -11,11 +11,11 @@ import * as net from 'node:net';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
-import { setup } from 'xstate';
+import { setup, type AnyStateMachine } from 'xstate';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connectionMachine, supervisorMachine } from '../machines/index.js';
 import { connect, listen, machineGraph, serveDashboard, type DashboardState, type Server } from '../src/index.js';
-import { activePaths } from '../src/dashboard/graph.js';
+import { activePaths } from '../src/machine-graph.js';
 import { machineSvg } from '../src/dashboard/layout.js';
 import type { ClientApi, ServerApi } from './fixtures/protocol.js';
 import { cleanup, onCleanup, sleep, socketName } from './helpers/cleanup.js';
@@ -41,7 +41,7 @@ const CHROMIUM_ARGS = [
   '--disable-sync',
 ];
 
-async function startServer(options: { introspection?: boolean } = {}): Promise<{ name: string; server: Server<ServerApi, ClientApi> }> {
+async function startServer(options: { introspection?: boolean; session?: AnyStateMachine } = {}): Promise<{ name: string; server: Server<ServerApi, ClientApi> }> {
   const name = socketName();
   const server = await listen<ServerApi, ClientApi>(name, { handlers: serverHandlers(), ...options });
   onCleanup(() => server.close({ timeout: 300 }));
@@ -413,6 +413,59 @@ describe.skipIf(!hasChromium)(
       await page.screenshot({ path: shot, fullPage: true });
       expect(fs.statSync(shot).size).toBeGreaterThan(10_000);
       if (process.env.UPDATE_SCREENSHOT === '1') fs.copyFileSync(shot, new URL('../docs/dashboard.png', import.meta.url));
+      expect(problems, 'errors in the page').toEqual([]);
+    });
+
+    it("shows each connection's nested session machine with its current state lit, and a long-running handler with its age (over introspection)", async () => {
+      // The protocol as the daemon's author modelled it: a greeting, then work with nested states.
+      const dialogue = setup({}).createMachine({
+        id: 'dialogue',
+        initial: 'greeting',
+        states: {
+          greeting: { on: { add: 'working' } },
+          working: { initial: 'adding', on: { slow: '.waiting' }, states: { adding: { on: { add: 'adding' } }, waiting: {} } },
+        },
+      });
+      const { name } = await startServer({ introspection: true, session: dialogue });
+      const observer = await connect<ServerApi, ClientApi>(name, { handlers: {} });
+      onCleanup(() => observer.close({ timeout: 300 }));
+      const dashboard = await startDashboard(observer);
+      const alice = await startFixture('client', [name]);
+      const page = await open(dashboard.url);
+      const card = `#cards .card[data-pid="${alice.pid}"]`;
+      await page.waitForSelector(`${card}[data-state="active"]`, { timeout: 10_000 });
+      // Her session is drawn, in its initial state.
+      await page.waitForSelector(`${card} .session[data-current="greeting"] svg[data-machine="dialogue"] g.node.active[data-state="greeting"]`, { timeout: 10_000 });
+
+      await alice.request({ op: 'ask', event: { type: 'add', a: 1, b: 2 } });
+      // A handler that runs for a minute: it shows on her card with its age.
+      void alice.request({ op: 'ask', event: { type: 'slow', ms: 60_000, value: 'late' } }).catch(() => undefined);
+      const session = `${card} .session[data-current="working.waiting"]`;
+      await page.waitForSelector(session, { timeout: 10_000 });
+      // The nested state is lit, inside its lit parent; nothing else is.
+      const lit = await page.locator(`${session} svg g.node.active`).evaluateAll((nodes) => nodes.map((n) => `${n.getAttribute('data-state')}:${n.classList.contains('compound') ? 'box' : 'state'}`));
+      expect(lit.sort()).toEqual(['working.waiting:state', 'working:box']);
+      const inside = await page.locator(session).evaluate((el) => {
+        const box = (path: string) => el.querySelector(`g.node[data-state="${path}"] > rect`)!.getBoundingClientRect();
+        const [outer, inner] = [box('working'), box('working.waiting')];
+        return inner.left > outer.left && inner.right < outer.right && inner.top > outer.top && inner.bottom < outer.bottom;
+      });
+      expect(inside).toBe(true);
+      // The last transitions, newest first, with the message that caused each.
+      const moves = await page.locator(`${session} ol.moves li span`).allTextContents();
+      expect(moves.slice(0, 3)).toEqual(['slow → working.waiting', 'add → working.adding', 'start → greeting']);
+      // The edge just taken is marked.
+      expect(await page.locator(`${session} svg g.edge.last`).getAttribute('data-target')).toBe('working.waiting');
+
+      const handler = `${card} .work li[data-work="handling"][data-type="slow"]`;
+      await page.waitForSelector(handler, { timeout: 10_000 });
+      const deadline = Date.now() + 15_000;
+      while (Number((await page.locator(`${handler} [data-field="work-age"]`).getAttribute('data-age')) ?? 0) < 2000) {
+        if (Date.now() > deadline) throw new Error('the handler never aged to 2 s on the page');
+        await sleep(100);
+      }
+      if (process.env.DEBUG_SHOT) await page.screenshot({ path: process.env.DEBUG_SHOT, fullPage: true });
+      expect(await page.locator(handler).textContent()).toMatch(/^handling #\d+ slow · \d+\.\d s$/);
       expect(problems, 'errors in the page').toEqual([]);
     });
 

@@ -1,7 +1,8 @@
 import type { Duplex } from 'node:stream';
-import type { AnyActorRef } from 'xstate';
+import type { AnyActorRef, AnyStateMachine } from 'xstate';
 import type { ConnectionState, ConnectionTransport, TransportCommand, TransportEvent } from '../../machines/connection.machine.js';
 import { channels } from '../diagnostics.js';
+import { cachedMachineGraph, leafPaths } from '../machine-graph.js';
 import { ConverseError, connectionClosedError } from '../errors.js';
 import type { ProtocolDefinition } from '../protocol.js';
 import type { PeerCredentials } from '../transport/peer-credentials.js';
@@ -177,7 +178,53 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   /** The flight recorder's recording of this connection so far. */
   recording(): FlightRecording {
     const facade = this.facadeObject as { id?: string } | undefined;
-    return this.recorder.recording({ connection: facade?.id, role: this.options.role, peer: this.peer, reason: this.closeReason });
+    const machine = this.sessionMachine();
+    const session =
+      machine === undefined
+        ? undefined
+        : {
+            machine: machine.id,
+            graph: cachedMachineGraph(machine),
+            transitions: this.recorder.sessionTransitions().map((t) => ({ at: t.at, ...(t.event === undefined ? {} : { event: t.event }), state: leafPaths(t.value) })),
+          };
+    return this.recorder.recording({ connection: facade?.id, role: this.options.role, peer: this.peer, reason: this.closeReason, session });
+  }
+
+  /** The session actor as it was spawned (kept after it stops, for the recording). */
+  private sessionActor: AnyActorRef | undefined;
+
+  /** The session's machine definition, when the connection has a session. */
+  sessionMachine(): AnyStateMachine | undefined {
+    const logic = (this.sessionActor as { logic?: unknown } | undefined)?.logic as Partial<AnyStateMachine> | undefined;
+    return logic !== undefined && typeof logic === 'object' && logic.root !== undefined ? (logic as AnyStateMachine) : undefined;
+  }
+
+  /** The session's recorded transitions (see recorder.ts). */
+  sessionTransitions(): Array<{ at: number; event: string | undefined; value: unknown }> {
+    return this.recorder.sessionTransitions();
+  }
+
+  /**
+   * Record the session machine's transitions in the flight recorder: its state value is compared
+   * by reference on each of its snapshots (XState keeps the object when the state stays), and a
+   * change is written with the message type being offered, if a message moved it.
+   */
+  private watchSession(): void {
+    if (this.sessionActor !== undefined) return;
+    const session = (this.actor?.getSnapshot() as { children?: Record<string, AnyActorRef> } | undefined)?.children?.session;
+    if (session === undefined) return;
+    this.sessionActor = session;
+    let last = (session.getSnapshot() as { value?: unknown }).value;
+    this.recorder.sessionState(undefined, last);
+    session.subscribe({
+      next: (snapshot: { value?: unknown }) => {
+        if (snapshot.value === last) return;
+        last = snapshot.value;
+        this.recorder.sessionState(this.inbound.offering, last);
+      },
+      // The connection machine handles a failed session; an observer without this would make XState report it as unhandled.
+      error: () => undefined,
+    });
   }
 
   /** The connection's message tracer, made (at `messages` level unless it exists) on first use. */
@@ -312,6 +359,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     const previous = this.phase;
     this.phase = phase;
     this.recorder.transition(phase);
+    if (phase === 'active') this.watchSession();
     if (phase === 'active' && previous === 'handshake') {
       if (this.facadeObject === undefined) this.openUnpublished = true;
       else if (channels.connectionOpen.hasSubscribers) channels.connectionOpen.publish({ connection: this.facadeObject });

@@ -86,6 +86,11 @@ export class Inbound {
     if (!this.reader && !this.unread && this.options.role === 'client' && this.flow.isPausedFor(PauseReason.READER)) this.stopHoldingUnread();
   }
 
+  /** The message type being offered to the session right now, if any. */
+  get offering(): string | undefined {
+    return this.gate?.offering;
+  }
+
   /** The session actor, once there is one. */
   get session(): AnyActorRef | undefined {
     return this.gate?.session;

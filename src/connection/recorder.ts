@@ -1,5 +1,6 @@
 import { FrameKind, LENGTH_INLINE_MAX, LENGTH_U16, LENGTH_U32, CHECKSUM_SIZE } from '../wire/constants.js';
 import type { MessageTracer } from '../trace.js';
+import type { MachineGraph } from '../machine-graph.js';
 
 /**
  * The flight recorder: every connection keeps the metadata of its last frames (direction, kind,
@@ -17,6 +18,8 @@ import type { MessageTracer } from '../trace.js';
 export const DEFAULT_RECORDED_FRAMES = 64;
 /** Lifecycle transitions each connection remembers. */
 const RECORDED_TRANSITIONS = 16;
+/** Session machine transitions each connection with a session remembers. */
+export const RECORDED_SESSION_TRANSITIONS = 16;
 
 /** The kind byte of a frame whose body could not be decoded, or was not an envelope. */
 const KIND_UNDECODABLE = 254;
@@ -48,6 +51,25 @@ export interface RecordedTransition {
   state: string;
 }
 
+/** One transition of the connection's session machine as recorded. */
+export interface RecordedSessionTransition {
+  at: number;
+  /** The peer's message type the session was taking, when a message moved it (else a timer or the application did). */
+  event?: string;
+  /** The innermost states it is in afterwards, as paths (`authed.paying`; several when parallel). */
+  state: string[];
+}
+
+/** The connection's session machine in a recording. */
+export interface RecordedSession {
+  /** The machine's id. */
+  machine: string;
+  /** Its states and transitions (machineGraph), so that a replay can draw it. */
+  graph?: MachineGraph;
+  /** Its last transitions, oldest first; the first may be its initial state (no event). */
+  transitions: RecordedSessionTransition[];
+}
+
 /** What the flight recorder kept of a connection: JSON data, written to a file with `saveRecording`. */
 export interface FlightRecording {
   format: 'interprocess-converse.recording';
@@ -63,6 +85,8 @@ export interface FlightRecording {
   framesSeen: number;
   frames: RecordedFrame[];
   transitions: RecordedTransition[];
+  /** The session machine, when the connection had one. */
+  session?: RecordedSession;
 }
 
 const KIND_NAMES: string[] = [];
@@ -94,6 +118,11 @@ export class FlightRecorder {
   private readonly transitionTimes = new Float64Array(RECORDED_TRANSITIONS);
   private readonly transitionStates: string[] = new Array<string>(RECORDED_TRANSITIONS).fill('');
   private transitionsSeen = 0;
+  /** Session transitions: allocated on the first one (most connections have no session). */
+  private sessionTimes: Float64Array | undefined;
+  private sessionEvents: Array<string | undefined> = [];
+  private sessionValues: unknown[] = [];
+  private sessionSeen = 0;
 
   constructor(readonly capacity: number = DEFAULT_RECORDED_FRAMES) {
     this.times = new Float64Array(capacity);
@@ -158,6 +187,29 @@ export class FlightRecorder {
     if (this.tracer !== undefined) this.tracer.state(state);
   }
 
+  /** The session machine moved to `value` (a state value, kept by reference), taking `event` when a peer's message moved it. */
+  sessionState(event: string | undefined, value: unknown): void {
+    const times = (this.sessionTimes ??= new Float64Array(RECORDED_SESSION_TRANSITIONS));
+    const slot = this.sessionSeen % RECORDED_SESSION_TRANSITIONS;
+    times[slot] = performance.now();
+    this.sessionEvents[slot] = event;
+    this.sessionValues[slot] = value;
+    this.sessionSeen++;
+  }
+
+  /** The session's recorded transitions, oldest first (`at` in ms since the epoch; `value` the state value). */
+  sessionTransitions(): Array<{ at: number; event: string | undefined; value: unknown }> {
+    const out: Array<{ at: number; event: string | undefined; value: unknown }> = [];
+    const times = this.sessionTimes;
+    if (times === undefined) return out;
+    const kept = Math.min(this.sessionSeen, RECORDED_SESSION_TRANSITIONS);
+    for (let n = this.sessionSeen - kept; n < this.sessionSeen; n++) {
+      const slot = n % RECORDED_SESSION_TRANSITIONS;
+      out.push({ at: performance.timeOrigin + times[slot]!, event: this.sessionEvents[slot], value: this.sessionValues[slot] });
+    }
+    return out;
+  }
+
   private record(kind: number, id: number, type: string | undefined, size: number): void {
     const slot = this.framesSeen % this.capacity;
     this.times[slot] = performance.now();
@@ -169,7 +221,9 @@ export class FlightRecorder {
   }
 
   /** What was recorded, oldest first, as JSON data. */
-  recording(about: Pick<FlightRecording, 'connection' | 'role' | 'peer'> & { reason?: { code: string; message: string } | undefined } = {}): FlightRecording {
+  recording(
+    about: Pick<FlightRecording, 'connection' | 'role' | 'peer'> & { reason?: { code: string; message: string } | undefined; session?: RecordedSession | undefined } = {},
+  ): FlightRecording {
     const origin = performance.timeOrigin;
     const frames: RecordedFrame[] = [];
     const kept = Math.min(this.framesSeen, this.capacity);
@@ -195,6 +249,7 @@ export class FlightRecorder {
     if (about.role !== undefined) recording.role = about.role;
     if (about.peer !== undefined) recording.peer = { ...about.peer };
     if (about.reason !== undefined) recording.reason = { code: about.reason.code, message: about.reason.message };
+    if (about.session !== undefined) recording.session = about.session;
     return recording;
   }
 }

@@ -25,6 +25,8 @@ export const Gate = {
  */
 export class SessionGate {
   private actor: AnyActorRef | undefined;
+  /** The message type being offered to the session right now (what moved it, for the recorder). */
+  offering: string | undefined;
 
   constructor(
     private readonly findSession: () => AnyActorRef | undefined,
@@ -59,7 +61,12 @@ export class SessionGate {
         },
       });
     }
-    session.send(event);
+    this.offering = type;
+    try {
+      session.send(event);
+    } finally {
+      this.offering = undefined;
+    }
     if (answered) return Gate.DONE;
     const after = session.getSnapshot() as { status: string; error?: unknown };
     if (after.status === 'error') {

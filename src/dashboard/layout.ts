@@ -1,5 +1,5 @@
-import type { GraphState, MachineGraph } from './graph.js';
-import { layoutEngine, type ElkEdge, type ElkNode } from './vendor/elk.js';
+import type { GraphState, MachineGraph } from '../machine-graph.js';
+import { layoutEngine, type ElkEdge, type ElkNode } from '../vendor/elk.js';
 
 /**
  * A machine graph laid out by elkjs (layered, left to right, nested states as boxes holding
@@ -30,11 +30,9 @@ function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
-/** Parallel transitions' labels, two to a line. */
+/** Parallel transitions' labels, one to a line (narrow labels keep the layers close). */
 function labelLines(labels: string[]): string[] {
-  const lines: string[] = [];
-  for (let i = 0; i < labels.length; i += 2) lines.push(labels.slice(i, i + 2).join(', '));
-  return lines;
+  return [...labels];
 }
 
 interface EdgeGroup {
@@ -93,7 +91,7 @@ export async function machineSvg(graph: MachineGraph, options: SvgOptions = {}):
       'elk.layered.considerModelOrder.strategy': 'NODES_AND_EDGES',
       'elk.layered.cycleBreaking.strategy': 'MODEL_ORDER',
       'elk.spacing.nodeNode': '28',
-      'elk.layered.spacing.nodeNodeBetweenLayers': labels ? '44' : '30',
+      'elk.layered.spacing.nodeNodeBetweenLayers': labels ? '24' : '30', 'elk.layered.spacing.edgeNodeBetweenLayers': '12',
       'elk.spacing.edgeLabel': '4',
       'elk.padding': `[top=8,left=${8 + MARKER},bottom=8,right=8]`,
     },

@@ -73,12 +73,34 @@ svg.machine .start path { stroke: var(--node-line); }
 .badge { font-size: 11px; padding: 1px 7px; border-radius: 99px; background: var(--accent-soft); color: var(--text); font-weight: 600; }
 .badge.self { background: var(--node); color: var(--muted); }
 .card svg.machine { display: block; margin: 6px 0 4px; width: 100%; }
+.card svg.machine.mini { width: auto; max-width: 100%; height: 52px; }
 .card svg.machine .node text { font-size: 12px; }
 .card dl { display: grid; grid-template-columns: auto 1fr; gap: 2px 10px; margin: 4px 0 0; font-size: 12.5px; }
 .card dt { color: var(--muted); }
 .card dd { margin: 0; font-variant-numeric: tabular-nums; }
 .card .error { color: var(--bad); overflow-wrap: anywhere; display: -webkit-box; -webkit-line-clamp: 3; -webkit-box-orient: vertical; overflow: hidden; }
 .empty { color: var(--muted); margin: 4px 0; }
+.card.has-session { grid-column: span 2; }
+@media (max-width: 700px) { .card.has-session { grid-column: auto; } }
+.card .session { margin-top: 8px; border-top: 1px solid var(--line); padding-top: 6px; }
+.card .session h3, .card .work h3 { font-size: 11.5px; text-transform: uppercase; letter-spacing: .05em; color: var(--muted); margin: 0 0 4px; font-weight: 600; }
+.card .session svg.machine { margin: 4px 0; }
+.card .session svg.machine .node.compound > rect { fill: none; }
+.card .session svg.machine .node.compound > text.name { font-size: 11.5px; fill: var(--muted); }
+.card .session svg.machine .node.region > rect { stroke-dasharray: 4 3; }
+.card .session svg.machine .node.compound.active > rect { stroke: var(--accent); stroke-width: 2; fill: var(--accent-soft); fill-opacity: .35; }
+.card .session svg.machine .node.atomic.active rect:not(.inner) { fill: var(--accent); stroke: var(--accent); }
+.card .session svg.machine .node.atomic.active text { fill: #fff; font-weight: 650; }
+.card .session svg.machine .edge.last path { stroke: var(--accent); stroke-width: 2; }
+.card ol.moves { list-style: none; margin: 2px 0 0; padding: 0; font-size: 12px; }
+.card ol.moves li { display: grid; grid-template-columns: 84px 1fr; gap: 6px; color: var(--muted); }
+.card ol.moves li:first-child { color: var(--text); }
+.card ol.moves time { font-variant-numeric: tabular-nums; }
+.card .work { margin-top: 8px; border-top: 1px solid var(--line); padding-top: 6px; }
+.card ul.work-items { list-style: none; margin: 0; padding: 0; font-size: 12.5px; }
+.card ul.work-items li { overflow-wrap: anywhere; }
+.card ul.work-items li .kind { color: var(--muted); }
+.card ul.work-items li.cancelled, .card ul.work-items li.paused { color: var(--warn); }
 #events { list-style: none; margin: 0; padding: 0; max-height: calc(100vh - 150px); overflow: auto; font-size: 12.5px; }
 #events li { padding: 5px 0; border-bottom: 1px solid var(--line); display: grid; grid-template-columns: 88px 1fr; gap: 2px 8px; }
 #events time { color: var(--muted); font-variant-numeric: tabular-nums; }
@@ -92,6 +114,7 @@ const SCRIPT = /* js */ `
   var STATES = ['handshake', 'active', 'closing', 'closed'];
   var miniTemplate = document.getElementById('mini-svg');
   var cardsById = new Map();
+  var diagrams = new Map();
   var lastState = null;
   var receivedAt = 0;
 
@@ -144,6 +167,88 @@ const SCRIPT = /* js */ `
     for (var i = 0; i < nodes.length; i++) nodes[i].classList.toggle('current', nodes[i].getAttribute('data-state') === current);
   }
 
+  function sessionActive(state) {
+    var set = new Set();
+    (state || []).forEach(function (leaf) {
+      var parts = leaf.split('.');
+      for (var i = 1; i <= parts.length; i++) set.add(parts.slice(0, i).join('.'));
+    });
+    return set;
+  }
+  function lightSession(svg, session) {
+    var active = sessionActive(session.state);
+    var nodes = svg.querySelectorAll('g.node');
+    for (var i = 0; i < nodes.length; i++) nodes[i].classList.toggle('active', active.has(nodes[i].getAttribute('data-state')));
+    var moves = session.transitions || [];
+    var last = moves.length > 1 ? moves[moves.length - 1] : null;
+    var before = moves.length > 1 ? sessionActive(moves[moves.length - 2].state) : new Set();
+    var edges = svg.querySelectorAll('g.edge');
+    for (var j = 0; j < edges.length; j++) {
+      var e = edges[j];
+      edges[j].classList.toggle('last', !!last && before.has(e.getAttribute('data-source')) && active.has(e.getAttribute('data-target')));
+    }
+  }
+  function updateSession(el, c) {
+    var box = el.querySelector('.session');
+    var session = c.session;
+    el.classList.toggle('has-session', !!session);
+    if (!session) { box.hidden = true; return; }
+    box.hidden = false;
+    box.setAttribute('data-machine', session.machine);
+    box.setAttribute('data-current', session.state.join(' '));
+    setText(box, 'session-title', 'session ' + session.machine + ' · ' + session.state.join(', ') + (session.status !== 'active' ? ' (' + session.status + ')' : ''));
+    var holder = box.querySelector('.diagram');
+    if (holder.getAttribute('data-graph') !== session.graph && diagrams.has(session.graph)) {
+      holder.replaceChildren(diagrams.get(session.graph).content.firstElementChild.cloneNode(true));
+      holder.setAttribute('data-graph', session.graph);
+    }
+    var svg = holder.querySelector('svg');
+    if (svg) lightSession(svg, session);
+    var list = box.querySelector('ol.moves');
+    var moves = (session.transitions || []).slice(-5).reverse();
+    var key = moves.map(function (m) { return m.at; }).join(',');
+    if (list.getAttribute('data-key') !== key) {
+      list.setAttribute('data-key', key);
+      list.replaceChildren.apply(list, moves.map(function (m) {
+        return h('li', null, h('time', null, fmtTime(m.at)), h('span', null, (m.event ? m.event + ' → ' : 'start → ') + m.state.join(', ')));
+      }));
+    }
+  }
+  function fmtMs(ms) {
+    if (ms === undefined || ms === null) return '?';
+    return ms < 1000 ? ms + ' ms' : ms < 60000 ? (ms / 1000).toFixed(1) + ' s' : fmtAge(ms);
+  }
+  function updateWork(el, c) {
+    var box = el.querySelector('.work');
+    var work = c.work;
+    var items = [];
+    if (work) {
+      work.handling.forEach(function (w) {
+        items.push(h('li', { 'data-work': 'handling', 'data-type': w.type, class: w.cancelled ? 'cancelled' : null },
+          h('span', { class: 'kind' }, 'handling '), (w.tell ? 'tell ' : '#' + w.id + ' ') + w.type,
+          w.ageMs === undefined ? '' : ' · ', w.ageMs === undefined ? '' : h('span', { 'data-field': 'work-age', 'data-age': String(w.ageMs) }, fmtMs(w.ageMs)),
+          w.cancelled ? ' · asker cancelled' : ''));
+      });
+      work.asking.forEach(function (w) {
+        items.push(h('li', { 'data-work': 'asking', 'data-type': w.type },
+          h('span', { class: 'kind' }, 'asking '), '#' + w.id + ' ' + w.type + (w.stream ? ' (stream)' : ''),
+          w.ageMs === undefined ? '' : ' · ', w.ageMs === undefined ? '' : h('span', { 'data-field': 'work-age', 'data-age': String(w.ageMs) }, fmtMs(w.ageMs)),
+          w.timeoutMs === null ? ', no timeout' : ' of ' + fmtMs(w.timeoutMs)));
+      });
+      work.streaming.forEach(function (w) {
+        items.push(h('li', { 'data-work': 'streaming', 'data-type': w.type },
+          h('span', { class: 'kind' }, 'streaming '), '#' + w.id + ' ' + w.type + ' · ' + w.itemsSent + ' sent · credit ' + w.creditLeft));
+      });
+      if (work.reading.paused) {
+        items.push(h('li', { 'data-work': 'paused', class: 'paused' }, 'reading paused: ' + work.reading.reasons.map(function (r) {
+          return r === 'reader' ? 'the application is not taking messages' : 'the peer is not reading our replies';
+        }).join('; ')));
+      }
+    }
+    box.hidden = items.length === 0;
+    box.querySelector('ul').replaceChildren.apply(box.querySelector('ul'), items);
+  }
+
   function makeCard(c) {
     var svg = miniTemplate.content.firstElementChild.cloneNode(true);
     var badge = h('span', { class: 'badge', 'data-field': 'state' });
@@ -156,7 +261,9 @@ const SCRIPT = /* js */ `
         h('dt', null, 'messages'), h('dd', { 'data-field': 'messages' }),
         h('dt', null, 'bytes'), h('dd', { 'data-field': 'bytes' }),
         h('dt', null, 'age'), h('dd', { 'data-field': 'age' }),
-        h('dt', null, 'last error'), h('dd', { 'data-field': 'error', class: 'error' })));
+        h('dt', null, 'last error'), h('dd', { 'data-field': 'error', class: 'error' })),
+      h('section', { class: 'work', hidden: '' }, h('h3', null, 'work in flight'), h('ul', { class: 'work-items' })),
+      h('section', { class: 'session', hidden: '' }, h('h3', { 'data-field': 'session-title' }, 'session'), h('div', { class: 'diagram' }), h('ol', { class: 'moves' })));
     return el;
   }
   function updateCard(el, c, isSelf) {
@@ -172,6 +279,8 @@ const SCRIPT = /* js */ `
     setText(el, 'age', fmtAge(c.age));
     setText(el, 'error', c.lastError ? errorText(c.lastError) : '—');
     el.querySelector('[data-field="error"]').title = c.lastError ? errorText(c.lastError) : '';
+    updateWork(el, c);
+    updateSession(el, c);
   }
 
   function renderCards(container, list, keep, self) {
@@ -264,6 +373,12 @@ const SCRIPT = /* js */ `
   // The token came in the address; the cookie carries it from now on: keep it off the screen.
   if (location.search) history.replaceState(null, '', location.pathname);
   var source = new EventSource('api/events');
+  source.addEventListener('diagram', function (m) {
+    var d = JSON.parse(m.data);
+    var t = document.createElement('template');
+    t.innerHTML = d.svg;
+    diagrams.set(d.key, t);
+  });
   source.addEventListener('state', function (m) { render(JSON.parse(m.data)); });
   source.addEventListener('transition', function (m) { flash(JSON.parse(m.data)); });
   source.addEventListener('error', function () {

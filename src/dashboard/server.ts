@@ -8,7 +8,7 @@ import { ConverseError } from '../errors.js';
 import type { IntrospectionEvent } from '../introspection.js';
 import { Server } from '../server.js';
 import { DashboardToken } from './access.js';
-import { machineGraph } from './graph.js';
+import { machineGraph } from '../machine-graph.js';
 import { machineSvg } from './layout.js';
 import { dashboardPage } from './page.js';
 import { LocalSource, RemoteSource, type DashboardSource, type DashboardState } from './source.js';
@@ -116,6 +116,34 @@ export async function serveDashboard(target: Server | Connection, options: Dashb
   await source.start();
 
   const streams = new Set<http.ServerResponse>();
+  /** Session machines' diagrams by graph key (laid out once), and which each stream has been sent. */
+  const sessionDiagrams = new Map<string, string>();
+  const sentDiagrams = new WeakMap<http.ServerResponse, Set<string>>();
+  const MAX_SESSION_DIAGRAMS = 64;
+
+  /** Lay out the session machines `state` shows that are not laid out yet. */
+  const layOutSessions = async (state: DashboardState): Promise<void> => {
+    const wanted = new Set<string>();
+    for (const c of [...state.connections, ...state.recentlyClosed]) if (c.session !== undefined) wanted.add(c.session.graph);
+    const missing = [...wanted].filter((key) => !sessionDiagrams.has(key)).slice(0, Math.max(0, MAX_SESSION_DIAGRAMS - sessionDiagrams.size));
+    if (missing.length === 0) return;
+    const graphs = await source.graphs(missing);
+    for (const key of missing) {
+      const graph = graphs[key];
+      if (graph === undefined) continue;
+      sessionDiagrams.set(key, await machineSvg(graph, { idPrefix: `s${sessionDiagrams.size}`, className: 'session' }));
+    }
+  };
+  /** Send `response` the diagrams it lacks, before the state that refers to them. */
+  const sendDiagrams = (response: http.ServerResponse): void => {
+    let sent = sentDiagrams.get(response);
+    if (sent === undefined) sentDiagrams.set(response, (sent = new Set()));
+    for (const [key, svg] of sessionDiagrams) {
+      if (sent.has(key)) continue;
+      sent.add(key);
+      send(response, 'diagram', { key, svg });
+    }
+  };
   let closed = false;
   let pushing = false;
   let pushAgain = false;
@@ -137,7 +165,11 @@ export async function serveDashboard(target: Server | Connection, options: Dashb
         pushAgain = false;
         if (streams.size === 0 || closed) break;
         const state = await source.state(maxCards);
-        for (const response of streams) send(response, 'state', state);
+        await layOutSessions(state).catch(() => undefined);
+        for (const response of streams) {
+          sendDiagrams(response);
+          send(response, 'state', state);
+        }
       } while (pushAgain);
     } catch {
       // A failed refresh is retried at the next tick.

@@ -1,8 +1,11 @@
 import { Connection } from '../connection/connection.js';
 import { ConverseError } from '../errors.js';
+import type { MachineGraph } from '../machine-graph.js';
 import {
   introspect,
   observeServer,
+  sessionGraphs,
+  serverConnections,
   watchStart,
   type ConnectionInfo,
   type IntrospectionEvent,
@@ -38,6 +41,8 @@ export interface DashboardSource {
   start(): Promise<void>;
   /** The state now (a remote source asks the daemon). */
   state(maxCards: number): Promise<DashboardState>;
+  /** The graphs of session machines named by `SessionInfo.graph` (those it cannot find are left out). */
+  graphs(keys: string[]): Promise<Record<string, MachineGraph>>;
   /** Every change as it happens; returns an unsubscribe function. */
   subscribe(listener: (event: IntrospectionEvent) => void): () => void;
   /** Called when the source can no longer deliver (remote daemon gone). */
@@ -80,6 +85,10 @@ export class LocalSource implements DashboardSource {
       recentlyClosed: start.recentlyClosed,
       timeline: start.timeline,
     };
+  }
+
+  async graphs(keys: string[]): Promise<Record<string, MachineGraph>> {
+    return sessionGraphs(serverConnections(this.server), keys);
   }
 
   subscribe(listener: (event: IntrospectionEvent) => void): () => void {
@@ -163,7 +172,7 @@ export class RemoteSource implements DashboardSource {
         const client = introspect(this.connection);
         const [server, connections] = await Promise.all([client.info({ timeout: this.timeout }), client.connections({ timeout: this.timeout })]);
         this.server = server;
-            this.connections = new Map(connections.map((c) => [c.id, c]));
+        this.connections = new Map(connections.map((c) => [c.id, c]));
       } catch {
         // Keep what we had; a closed connection is reported through onEnd.
       } finally {
@@ -189,6 +198,14 @@ export class RemoteSource implements DashboardSource {
       timeline: [...this.timeline],
       ...(this.self !== undefined ? { self: this.self } : {}),
     };
+  }
+
+  async graphs(keys: string[]): Promise<Record<string, MachineGraph>> {
+    if (this.status !== 'live') return {};
+    // A daemon of an earlier version has no `$converse.machines`: its sessions are shown without diagrams.
+    return introspect(this.connection)
+      .machines(keys, { timeout: this.timeout })
+      .catch(() => ({}));
   }
 
   subscribe(listener: (event: IntrospectionEvent) => void): () => void {

@@ -3,7 +3,7 @@ import { createRequire } from 'node:module';
 /**
  * The Eclipse Layout Kernel (elkjs, what Stately's editor used to lay out machines), loaded only
  * when a diagram is laid out. It is a dev dependency, not a runtime one: `npm run build` copies
- * its self-contained `elk.bundled.js`, unmodified, to dist/src/dashboard/vendor/elk.bundled.cjs
+ * its self-contained `elk.bundled.js`, unmodified, to dist/src/vendor/elk.bundled.cjs
  * with its licence (EPL-2.0, see elk.LICENSE.md there); the source tree reads it from node_modules.
  */
 

@@ -5,7 +5,7 @@ import { toDirectedGraph, type DirectedGraphNode } from './vendor/xstate-graph.j
  * A state machine's diagram, drawn from its definition: `@xstate/graph` (Stately's library)
  * walks the machine's state nodes, nested and parallel ones included, and their transitions;
  * this turns that into plain data (JSON: it travels over introspection for a daemon's session
- * machines), which ./layout.ts lays out with elkjs and draws as SVG.
+ * machines), which dashboard/layout.ts lays out with elkjs and draws as SVG.
  */
 
 export interface GraphState {
@@ -100,6 +100,43 @@ export function machineGraph(machine: AnyStateMachine): MachineGraph {
   // The root state node, not the machine: no `instanceof` check against a second copy of xstate.
   visit(toDirectedGraph(machine.root), undefined);
   return { id: machine.id, states, transitions };
+}
+
+const graphs = new WeakMap<object, MachineGraph>();
+const graphKeys = new WeakMap<object, string>();
+let graphCount = 0;
+
+/** `machineGraph(machine)`, computed once per machine definition. */
+export function cachedMachineGraph(machine: AnyStateMachine): MachineGraph {
+  let graph = graphs.get(machine);
+  if (graph === undefined) {
+    graph = machineGraph(machine);
+    graphs.set(machine, graph);
+  }
+  return graph;
+}
+
+/** A name for `machine`'s graph, unique in this process (`id#n`: two machines may share an id). */
+export function machineKey(machine: AnyStateMachine): string {
+  let key = graphKeys.get(machine);
+  if (key === undefined) {
+    key = `${machine.id}#${++graphCount}`;
+    graphKeys.set(machine, key);
+  }
+  return key;
+}
+
+/** The innermost states a state value is in: `{ busy: { upload: 'x', ui: 'q' } }` gives `busy.upload.x`, `busy.ui.q`. */
+export function leafPaths(value: unknown, prefix = ''): string[] {
+  if (typeof value === 'string') return [prefix + value];
+  if (typeof value !== 'object' || value === null) return [];
+  const paths: string[] = [];
+  for (const [key, child] of Object.entries(value as Record<string, unknown>)) {
+    const inner = leafPaths(child, `${prefix}${key}.`);
+    if (inner.length === 0) paths.push(prefix + key);
+    else paths.push(...inner);
+  }
+  return paths;
 }
 
 /**
