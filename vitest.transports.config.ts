@@ -9,6 +9,7 @@ const files = [
   'test/integration/on-transport.test.ts',
   'test/integration/dialogue.test.ts',
   'test/integration/values.test.ts',
+  'test/integration/iteration.test.ts',
   'test/integration/faults.test.ts',
   'test/streaming.test.ts',
   'test/reliability/shutdown.test.ts',

@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 import type { IncomingMessage } from '../../src/index.js';
 import type { ServerApi } from '../fixtures/protocol.js';
 import { cleanup, rejectionOf, sleep, waitUntil } from '../helpers/cleanup.js';
-import { startClients, startServer } from '../helpers/scenario.js';
+import { connectClient, startClients, startServer } from '../helpers/scenario.js';
+import { transportKind, TEST_NATS } from '../helpers/transport.js';
 
 afterEach(cleanup);
 
@@ -124,6 +125,26 @@ describe('for await (const message of connection)', () => {
     // Still talking afterwards.
     expect(await client.request({ op: 'tell', event: { type: 'log', line: 'after' } })).toMatchObject({ ok: true });
     expect(connection.state).toBe('active');
+  });
+
+  // Over NATS this lost all but a few hundred: the client's stream, closed after its close
+  // timeout, sent RESET, and the server's stream dropped what it had received but not yet read.
+  // It now ends with FIN, and a stream whose peer sent FIN no longer resets on its silence.
+  it('a client that closes while its tells are still unread: the server reads them all, then the end', async () => {
+    const COUNT = 5000;
+    const { name, server } = await startServer({ handlers: undefined });
+    const client = await connectClient(name, { closeTimeout: 300 });
+    const connection = await server.accept();
+    await Promise.all(Array.from({ length: COUNT }, (_, i) => client.tell({ type: 'seq', i })));
+    // The server does not read: our GOODBYE goes unanswered, and the client gives up after closeTimeout.
+    await client.close();
+    expect(client.state).toBe('closed');
+    // Unread for longer than a NATS stream's heartbeat timeout, too.
+    await sleep(transportKind === 'nats' ? TEST_NATS.heartbeat.timeout * 2 : 300);
+    const seen: number[] = [];
+    for await (const message of connection) seen.push((message.event as { i: number }).i);
+    expect(seen).toEqual(Array.from({ length: COUNT }, (_, i) => i));
+    await connection.closed;
   });
 
   // Fails today: reading pauses at the socket, but every frame of the chunk being decoded is

@@ -13,15 +13,20 @@ import type { NatsConnection, NatsLease, NatsMsg, NatsSubscription } from './cli
  * - DATA (1): body is the next bytes of the stream. At most `credit` bytes may be outstanding.
  * - CREDIT (2): body is a u32: the sender may send that many more bytes (the receiver grants it as
  *   its reader consumes data, so a peer can never make this side buffer more than its window).
- * - FIN (3): the sender's half of the stream ended (like a TCP FIN).
- * - RESET (4): the sender gave up on the stream; body is a UTF-8 reason.
+ * - FIN (3): the sender's half of the stream ended (like a TCP FIN): after the DATA before it.
+ *   Also what a stream closed without an error sends when all it was given went out, so the
+ *   peer still reads every byte it received, as after a socket's close.
+ * - RESET (4): the sender gave up on the stream; body is a UTF-8 reason. The receiver drops
+ *   what it had not yet read: sent only on an error, or when written bytes could not go out.
  * - PING (5): a heartbeat, sent when nothing else was sent for a heartbeat interval.
  *
  * `seq` counts every message one side sends on the stream, from 0. NATS delivers one publisher's
  * messages to one subscriber in order but at most once; a gap in `seq` means NATS dropped one, and
  * the stream is reset rather than pretend the bytes are whole. A stream that hears nothing for the
  * heartbeat timeout is reset too: this is how a SIGKILLed peer is noticed, since NATS does not tell
- * a subscriber that a publisher went away.
+ * a subscriber that a publisher went away. Once the peer's FIN is in, its silence is expected and
+ * no longer judged: what it sent stays readable however long our reader takes (as on a socket
+ * whose peer closed); the engine's own deadlines bound the rest.
  */
 
 export const StreamKind = { DATA: 1, CREDIT: 2, FIN: 3, RESET: 4, PING: 5 } as const;
@@ -227,19 +232,25 @@ export class NatsStream extends Duplex {
 
   override _final(callback: (error?: Error | null) => void): void {
     this.finSent = true;
-    this.publish(this.header(StreamKind.FIN, 0));
+    this.send(StreamKind.FIN);
     callback();
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     clearInterval(this.timer);
     this.unwatch();
-    if (!(this.finSent && this.finReceived) && this.peerInbox !== undefined) {
-      // Tell the peer at once rather than let it wait for its heartbeat timeout.
-      const reason = Buffer.from(error?.message?.slice(0, 200) ?? 'closed');
-      const message = this.header(StreamKind.RESET, reason.length);
-      reason.copy(message, HEADER_BYTES);
-      this.publish(message);
+    if (error == null && this.waiting === undefined) {
+      // Closed without an error and everything written went out: end our half like a socket's
+      // close does (FIN), so the peer still reads all of it. A RESET here would make the peer drop
+      // what it received but had not read yet: a graceful close that lost the last messages.
+      if (!this.finSent) {
+        this.finSent = true;
+        this.send(StreamKind.FIN);
+      }
+    } else if (!(this.finSent && this.finReceived)) {
+      // An error, or bytes we accepted could not go out: say so at once rather than let the
+      // peer take a truncated stream for a whole one, or wait for its heartbeat timeout.
+      this.send(StreamKind.RESET, Buffer.from((error?.message ?? 'closed with unsent data').slice(0, 200)));
     }
     try {
       this.sub.unsubscribe();
@@ -263,14 +274,16 @@ export class NatsStream extends Duplex {
     const now = performance.now();
     const stalled = now - this.lastTick > this.options.heartbeatTimeout / 2;
     this.lastTick = now;
-    if (now - this.lastSent >= this.heartbeatInterval) this.publish(this.header(StreamKind.PING, 0));
+    if (!this.finSent && now - this.lastSent >= this.heartbeatInterval) this.send(StreamKind.PING);
     // After a stall of our own event loop, the peer's heartbeats may be waiting unread in the
     // socket: timers run before I/O. Judge silence only on a punctual tick, and only after the
     // pending I/O had its turn (setImmediate runs after the poll phase).
-    if (stalled || now - this.lastHeard <= this.options.heartbeatTimeout) return;
+    // After the peer's FIN it has nothing more to send: silence is no sign of death, and a reset
+    // would drop what it sent that our reader has not taken yet.
+    if (stalled || this.finReceived || now - this.lastHeard <= this.options.heartbeatTimeout) return;
     setImmediate(() => {
       const silent = performance.now() - this.lastHeard;
-      if (!this.destroyed && silent > this.options.heartbeatTimeout) {
+      if (!this.destroyed && !this.finReceived && silent > this.options.heartbeatTimeout) {
         this.reset(`The peer was silent on NATS for ${Math.round(silent)} ms (heartbeat timeout ${this.options.heartbeatTimeout} ms): it is gone`);
       }
     });
@@ -278,19 +291,30 @@ export class NatsStream extends Duplex {
 
   // ── Plumbing ───────────────────────────────────────────────────────────────────────────
 
+  /** A message of `kind` with room for `bodyLength` bytes, stamped with the next sequence number (taken by `publish`). */
   private header(kind: StreamKind, bodyLength: number): Buffer {
     const message = Buffer.allocUnsafe(HEADER_BYTES + bodyLength);
     message[0] = kind;
     message.writeUInt32BE(this.sendSeq, 1);
-    this.sendSeq = (this.sendSeq + 1) >>> 0;
     return message;
   }
 
-  /** Publish one message; false (and the stream destroyed) when the NATS connection refuses it. */
+  private send(kind: StreamKind, body?: Buffer): void {
+    const message = this.header(kind, body?.length ?? 0);
+    body?.copy(message, HEADER_BYTES);
+    this.publish(message);
+  }
+
+  /**
+   * Publish one message made by `header` just before; false (and the stream destroyed) when the
+   * NATS connection refuses it. Its sequence number counts only once it is published: before
+   * ACCEPT there is nobody to send to, and a number skipped would read as a lost message.
+   */
   private publish(message: Buffer): boolean {
-    if (this.peerInbox === undefined) return true; // not connected yet: nothing is sent before ACCEPT
+    if (this.peerInbox === undefined) return true;
     try {
       this.nc.publish(this.peerInbox, message);
+      this.sendSeq = (this.sendSeq + 1) >>> 0;
       this.lastSent = performance.now();
       return true;
     } catch (error) {
