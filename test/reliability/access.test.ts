@@ -222,7 +222,7 @@ describe.runIf(canSwitchUser() && peerCredentialsSupported)('access control with
     // The application is served…
     expect(await stranger.request({ op: 'ask', event: { type: 'add', a: 1, b: 2 } })).toMatchObject({ results: [{ ok: true, value: 3 }] });
     // …but not the daemon's view of its other peers, nor their messages.
-    for (const type of ['$converse.info', '$converse.connections', '$converse.watch', '$converse.watchMessages']) {
+    for (const type of ['$converse.info', '$converse.connections', '$converse.watch', '$converse.watchMessages', '$converse.machines']) {
       const { results } = await stranger.request({ op: 'ask', event: { type } });
       expect(results, type).toMatchObject([{ ok: false, code: 'REMOTE_ERROR' }]);
       expect(results[0].message, type).toContain('only the daemon’s own user and root');
