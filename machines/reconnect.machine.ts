@@ -37,6 +37,8 @@ export interface ReconnectInput {
 export interface ReconnectContext extends ReconnectInput {
   /** Failed attempts since the connection was lost. */
   attempt: number;
+  /** The backoff chosen for the current (or last) wait before an attempt, ms: jitter included. */
+  delay: number;
   /** Times the connection has been re-established. */
   reconnects: number;
   lastError: ConverseError | undefined;
@@ -54,16 +56,20 @@ export const reconnectMachine = setup({
     reconnect: fromPromise<unknown, { reconnect: () => Promise<unknown> }>(({ input }) => input.reconnect()),
   },
   delays: {
-    backoff: ({ context }) => {
-      const { initialDelay, maxDelay, factor, jitter } = context.policy;
-      const base = Math.min(maxDelay, initialDelay * factor ** context.attempt);
-      return Math.max(0, base * (1 + jitter * (2 * Math.random() - 1)));
-    },
+    // Chosen once on entering `waiting` (chooseDelay), so what was chosen can be read back.
+    backoff: ({ context }) => context.delay,
   },
   guards: {
     attemptsLeft: ({ context }) => context.attempt + 1 < context.policy.maxAttempts,
   },
   actions: {
+    chooseDelay: assign({
+      delay: ({ context }) => {
+        const { initialDelay, maxDelay, factor, jitter } = context.policy;
+        const base = Math.min(maxDelay, initialDelay * factor ** context.attempt);
+        return Math.max(0, base * (1 + jitter * (2 * Math.random() - 1)));
+      },
+    }),
     recordLoss: assign({
       attempt: 0,
       lastError: ({ event }) => (event.type === 'CONNECTION.LOST' ? event.error : undefined),
@@ -89,7 +95,7 @@ export const reconnectMachine = setup({
   },
 }).createMachine({
   id: 'reconnectingConnection',
-  context: ({ input }) => ({ ...input, attempt: 0, reconnects: 0, lastError: undefined }),
+  context: ({ input }) => ({ ...input, attempt: 0, delay: 0, reconnects: 0, lastError: undefined }),
   initial: 'active',
   states: {
     active: {
@@ -105,6 +111,7 @@ export const reconnectMachine = setup({
       },
       states: {
         waiting: {
+          entry: 'chooseDelay',
           after: { backoff: 'connecting' },
         },
         connecting: {

@@ -120,12 +120,13 @@ describe('streaming replies', () => {
   it('a slow consumer is not a slow producer: a full window does not time out', async () => {
     const { client } = await setUp({ numbers: ({ count: n }) => count(n) });
     const items: number[] = [];
-    // Each item takes the consumer longer than the stream's timeout, while the producer waits for credit.
-    for await (const item of client.stream({ type: 'numbers', count: 6 }, { window: 2, timeout: 60 })) {
+    // Each item takes the consumer twice the stream's timeout, while the producer waits for credit.
+    // (The timeout leaves a busy machine room to deliver the first item.)
+    for await (const item of client.stream({ type: 'numbers', count: 4 }, { window: 2, timeout: 500 })) {
       items.push(item);
-      await sleep(150);
+      await sleep(1000);
     }
-    expect(items).toEqual([0, 1, 2, 3, 4, 5]);
+    expect(items).toEqual([0, 1, 2, 3]);
   });
 
   it('breaking out of the loop cancels the handler: ctx.signal aborts and the generator’s finally runs', async () => {
@@ -260,15 +261,15 @@ describe('streaming replies', () => {
 
     probe.finallyRan = false;
     const items: number[] = [];
-    const started = performance.now();
     const error = await rejectionOf(
       (async () => {
         for await (const item of client.stream({ type: 'drip', gap: 400, count: 3 }, { timeout: 100 })) items.push(item);
       })(),
     );
     expect(error.code).toBe('TIMEOUT');
+    // Before the next item (400 ms later) arrived: the 100 ms timeout between items fired, not the
+    // stream's end. An order, not a stopwatch (every timer is late on a busy machine).
     expect(items).toEqual([0]);
-    expect(performance.now() - started).toBeLessThan(390);
     await waitUntil(() => probe.finallyRan, 'the producer stopped');
     expect((probe.aborted as ConverseError | undefined)?.code).toBe('ABORTED');
   });
@@ -410,7 +411,7 @@ async function startChildServer(name: string): Promise<{ lines: Array<Record<str
         return line !== undefined;
       };
       if (check()) return;
-      const timer = setTimeout(() => reject(new Error(`no "${event}" line from the child; got ${JSON.stringify(lines)}`)), 10_000);
+      const timer = setTimeout(() => reject(new Error(`no "${event}" line from the child; got ${JSON.stringify(lines)}`)), 60_000); // generous: a busy machine
       const listener = (): void => {
         if (check()) {
           clearTimeout(timer);
@@ -465,7 +466,7 @@ describe('streaming across processes', () => {
       })(),
     );
     expect(error.code).toBe('CONNECTION_CLOSED');
-    expect(performance.now() - killedAt).toBeLessThan(2000);
+    expect(performance.now() - killedAt).toBeLessThan(10_000); // not the 20 s timeout (generous: a busy machine is slow)
     expect(items.slice(0, 10)).toEqual(Array.from({ length: 10 }, (_, i) => i));
     expect(client.state).toBe('closed');
   });

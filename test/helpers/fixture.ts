@@ -102,7 +102,9 @@ export async function startFixture(
   };
   if (!options.manualCleanup) onCleanup(() => kill('SIGKILL'));
 
-  const waitFor = (predicate: (line: Line) => boolean, timeout = 10_000): Promise<Line> => {
+  // Generous defaults: on a busy machine (2 cores, load 30) starting a process and its first
+  // connections takes many seconds; a fixture that fails still fails, only later.
+  const waitFor = (predicate: (line: Line) => boolean, timeout = 30_000): Promise<Line> => {
     const found = lines.find(predicate);
     if (found !== undefined) return Promise.resolve(found);
     const waiting = new Promise<Line>((resolve, reject) => {
@@ -151,7 +153,7 @@ export async function startFixture(
     kill,
     stderr: () => stderr,
   };
-  const first = await waitFor(() => true, options.timeout ?? 10_000);
+  const first = await waitFor(() => true, options.timeout ?? 60_000);
   if ((options.expectReady ?? true) && first.ready !== true) {
     throw new Error(`fixture ${name} did not start: ${JSON.stringify(first)}\nstderr: ${stderr}`);
   }

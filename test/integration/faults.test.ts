@@ -28,7 +28,7 @@ describe('a peer process killed mid-ask', () => {
     expect(outcome.ok).toBe(false);
     expect(outcome.error).toBeInstanceOf(ConverseError);
     expect(outcome.error.code).toBe('CONNECTION_CLOSED');
-    expect(outcome.at - started).toBeLessThan(noticeDeadPeerWithin(2000));
+    expect(outcome.at - started).toBeLessThan(noticeDeadPeerWithin(5000)); // not the 10 s timeout (generous: a busy machine is slow)
 
     await connection.closed;
     expect(connection.state).toBe('closed');
@@ -62,7 +62,7 @@ describe('a peer process killed mid-ask', () => {
     await serverProcess.kill('SIGKILL');
     const outcome = await asked;
     expect(outcome.error?.code).toBe('CONNECTION_CLOSED');
-    expect(outcome.at - started).toBeLessThan(noticeDeadPeerWithin(2000));
+    expect(outcome.at - started).toBeLessThan(noticeDeadPeerWithin(5000)); // not the 10 s timeout (generous: a busy machine is slow)
     await connection.closed;
     expect(connection.state).toBe('closed');
     expect(connection.closeReason?.code).toBe('CONNECTION_CLOSED');

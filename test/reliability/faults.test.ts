@@ -18,7 +18,7 @@ describe('clients killed with SIGKILL', () => {
     const { name, server } = await relServer();
     // Warm up (lazy code paths, JIT, the watchdog timer), then take the baseline.
     await killVictims(name, 4);
-    const baseline = await statsUntil(server, (s) => s.connections === 0 && s.cores === 0 && s.children === 0, 'the warm-up victims are gone');
+    const baseline = await statsUntil(server, (s) => s.connections === 0 && s.cores === 0 && s.children === 0, 'the warm-up victims are gone', 60_000);
 
     const KILLS = 24;
     await killVictims(name, KILLS);
@@ -26,6 +26,7 @@ describe('clients killed with SIGKILL', () => {
       server,
       (s) => s.cores === 0 && s.children === 0 && s.live === 0 && s.fds <= baseline.fds,
       'every victim’s connection is gone and its fds closed',
+      60_000,
     );
     expect(after.connections).toBe(0);
     expect(after.perUid).toBe(0);
@@ -43,7 +44,7 @@ describe('clients killed with SIGKILL', () => {
     // The server still serves.
     const client = await relConnect(name);
     expect(await client.ask({ type: 'add', a: 1, b: 2 })).toBe(3);
-  });
+  }, 180_000); // 28 processes started one after another: many seconds on a busy machine
 });
 
 describe('handlers of tells', () => {
@@ -93,14 +94,14 @@ describe('the server killed with SIGKILL', () => {
     for (const outcome of outcomes) {
       expect(outcome.ok).toBe(false);
       expect((outcome.error as ConverseError).code).toBe('CONNECTION_CLOSED');
-      expect(outcome.at - started).toBeLessThan(1000);
+      expect(outcome.at - started).toBeLessThan(10_000); // not the 30 s timeout (generous: a busy machine is slow)
     }
     for (const [i, client] of clients.entries()) {
       const { results } = await client.waitFor((line) => line.tag === tags[i]);
       expect(results).toHaveLength(12);
       for (const result of results as Array<{ ok: boolean; code: string; at: number }>) {
         expect(result).toMatchObject({ ok: false, code: 'CONNECTION_CLOSED' });
-        expect(result.at - killedAt).toBeLessThan(1000); // not the 30 s timeout
+        expect(result.at - killedAt).toBeLessThan(10_000); // not the 30 s timeout (generous: a busy machine is slow)
       }
     }
     for (const connection of inProcess) {

@@ -61,9 +61,12 @@ function isUrl(name: string): boolean {
   return /^[a-z]+:\/\//.test(name);
 }
 
-/** A rel-client process with `options.connections` connections (default 1). */
-export function relClient(name: string, options: Record<string, unknown> = {}): Promise<Proc> {
-  return startFixture('rel-client', [name, { ...(isUrl(name) ? transportConnectOptions() : {}), ...options }]);
+/**
+ * A rel-client process with `options.connections` connections (default 1); `readyWithin` ms for
+ * its first line (all connected), generous where a busy machine makes many connects slow.
+ */
+export function relClient(name: string, options: Record<string, unknown> = {}, readyWithin?: number): Promise<Proc> {
+  return startFixture('rel-client', [name, { ...(isUrl(name) ? transportConnectOptions() : {}), ...options }], readyWithin === undefined ? {} : { timeout: readyWithin });
 }
 
 export interface ServerStats {
