@@ -67,6 +67,39 @@ describe('codec: standard MessagePack only (msgpackr\'s own formats stay off)', 
   });
 });
 
+describe('codec: objects and arrays that are not plain', () => {
+  // prepare() tells plain objects and arrays apart by their prototype first (a fast path); these
+  // have other prototypes and take the slower checks after it.
+  class Point {
+    constructor(
+      public x: number,
+      public y: number,
+    ) {}
+    get length(): number {
+      return Math.hypot(this.x, this.y);
+    }
+  }
+  class List<T> extends Array<T> {}
+
+  it('an instance of a class is sent as its own fields (data, like a plain object), not refused like an Error', () => {
+    expect(decodeBody(encodeValue({ at: new Point(3, 4) }))).toEqual({ at: { x: 3, y: 4 } });
+    // Its fields are prepared like any object's: a Map inside arrives as a Map, a function is named.
+    const withMap = Object.assign(new Point(1, 2), { tags: new Map([['k', 1]]) });
+    expect(decodeBody(encodeValue(withMap))).toEqual({ x: 1, y: 2, tags: new Map([['k', 1]]) });
+    expect(encodeFailure({ at: Object.assign(new Point(1, 2), { f: () => 1 }) }).message).toContain('message.at.f is a function');
+  });
+
+  it('an instance of an Array subclass is an array: items in order, a Map inside still a Map, paths with [index]', () => {
+    // Taken for an object, it would arrive as { "0": …, "1": … } once a Map inside made a copy necessary.
+    const list = List.from<unknown>([new Map([['a', 1]]), 2]);
+    expect(Object.getPrototypeOf(list)).not.toBe(Array.prototype);
+    const decoded = decodeBody(encodeValue({ list })) as { list: unknown };
+    expect(Array.isArray(decoded.list)).toBe(true);
+    expect(decoded.list).toEqual([new Map([['a', 1]]), 2]);
+    expect(encodeFailure({ list: List.from<unknown>([1, () => 1]) }).message).toContain('message.list[1] is a function');
+  });
+});
+
 describe('codec: the path an ENCODE_FAILED names', () => {
   const fn = (): void => {};
   it.each<[string, unknown, string]>([

@@ -237,6 +237,13 @@ describe('scan: extensions', () => {
         }
       }
       expect(scan(Buffer.of(b))).toBe(TRUNCATED);
+      // The type is checked as soon as its byte is read: a forbidden extension whose data is cut
+      // short (here: missing) is refused for its type, the fact a peer's author needs, not as
+      // truncated. (Kills `pos + 1 > limit` read as `>=`, which would stop one byte early.)
+      for (const type of wrongTypes) {
+        const allowed = (type === ExtType.UNDEFINED && b === 0xd4) || (type === ExtType.TIMESTAMP && (b === 0xd6 || b === 0xd7));
+        if (!allowed) expect(scan(Buffer.of(b, type)), `${b.toString(16)} type ${type}, no data`).toBe(`extension type ${signed(type)} (fixext ${size}) is not allowed`);
+      }
     }
   });
 
@@ -284,6 +291,17 @@ describe('scan: extensions', () => {
           expect(scan(ok(data)), `${form} ${hexOf(data)}`).toBe(`a ${name} extension's data is not an array`);
         }
         expect(scan(Buffer.concat([header(0)]))).toBe(`a ${name} extension's data is not an array`);
+        // Empty data followed by an array byte outside it: the data ends where the extension
+        // says, so the array after it is not its data (an off-by-one would take it as the data
+        // and then report a truncation instead).
+        expect(scan(Buffer.concat([h('92'), header(0), h('90')])), form).toBe(`a ${name} extension's data is not an array`);
+        // An array 16 or array 32 header that exactly fills the data is a whole header: an empty array.
+        expect(scan(ok(h('dc 00 00'))), `${form} dc 0000`).toBeUndefined();
+        expect(scan(ok(h('dd 00 00 00 00'))), `${form} dd 00000000`).toBeUndefined();
+        // Data that starts like no array is refused at its first byte, however long it is (a map,
+        // then four bytes that would read as a 32-bit count if the first byte were not checked).
+        expect(scan(ok(h('80 c0 c0 c0 c0'))), `${form} 80 + 4`).toBe(`a ${name} extension's data is not an array`);
+        expect(scan(ok(h('a0 01 02 03 04 05'))), `${form} a0 + 5`).toBe(`a ${name} extension's data is not an array`);
         // Bytes after the array, inside the data.
         expect(scan(ok(h('92 01 02 03')))).toBe("a Set or Map extension's data has 1 bytes after its array");
         expect(scan(ok(h('90 01 02')))).toBe("a Set or Map extension's data has 2 bytes after its array");
@@ -300,6 +318,10 @@ describe('scan: extensions', () => {
   }
 
   it('a Map\'s array has an even number of items; a Set\'s may be odd', () => {
+    // The count is read from the array 32 header's own four bytes: 0x00010002 is even (and more
+    // than the data holds), while the four bytes one before it (the type, 0xdd, 00, 01) would be odd.
+    expect(scan(h('c7 07 4d dd 00 01 00 02 c0 c0'))).toBe('a container declares 65538 items but only 2 bytes remain');
+    expect(scan(h('c7 07 4d dd 00 00 00 03 c0 c0'))).toBe("a Map extension's array has an odd number of items");
     expect(scan(h('c7 04 4d 93 01 02 03'))).toBe("a Map extension's array has an odd number of items");
     expect(scan(h('c7 02 4d 91 01'))).toBe("a Map extension's array has an odd number of items");
     expect(scan(h('c7 03 4d 92 01 02'))).toBeUndefined();
