@@ -178,6 +178,9 @@ describe('codec: nesting counted as the receiver counts it', () => {
 // Not tested, because no input tells them apart (mutation testing reports them as survivors):
 // - the first walk building paths anyway (`path === undefined ? undefined : …` made to build the
 //   string): the paths are then built and not used; only the second walk's error shows them;
+// - prepare()'s prototype checks for plain objects and arrays (made `false`, or `&&` for `||`):
+//   the same values then take the slower checks after them (Array.isArray, the object fallback)
+//   and come out the same; `prepared !== item` made `true` copies a container that did not change;
 // - prepare()'s fast paths: choosing prepare() or prepareLeaf() for an item (`typeof item ===
 //   'object' && item !== null`), prepareLeaf()'s early return for strings, booleans, undefined and
 //   null, the loop bound `i < value.length` made `<=` (one undefined item more, left as it is), and
@@ -191,4 +194,6 @@ describe('codec: nesting counted as the receiver counts it', () => {
 //   same bytes either way;
 // - the u64 length prefix in encodeFrame (`bodyLength <= 0xffffffff` and writeLengthPrefix's
 //   default case): it needs a body of 4 GiB, which a test cannot allocate here; the decoder's u64
-//   path is tested in framing.test.ts.
+//   path is tested in framing.test.ts;
+// - crc32Fallback building its table on every call (`!crcTable` made `true`: the same table) and
+//   the table loop's `n <= 256` (the write one past a 256-entry Int32Array is ignored).

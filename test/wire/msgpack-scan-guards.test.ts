@@ -480,6 +480,18 @@ describe('scan: bounds', () => {
   });
 });
 
-// Not tested, because no input tells it apart (mutation testing reports it as a survivor): the
-// stack growth check `stack.length < maxDepth + 1` made always true reallocates the stacks on every
-// scan; the scan gives the same answers, only slower.
+// Not tested, because no input tells them apart (mutation testing reports them as survivors):
+// - the stack growth check `stack.length < maxDepth + 1` made always true (or `<=`) reallocates the
+//   stacks on every scan; the scan gives the same answers, only slower;
+// - `b >= 0xe0` (negative fixints) made `false` or `>`: bytes 0xe0-0xff match no case of the switch
+//   after it and are skipped the same way;
+// - the header truncation checks of str 16, bin 16, array 16/32 and map 16/32 (`pos + n > limit`
+//   made `false` or `pos - n > limit`): the position then moves past the limit and the check after
+//   the switch returns the same 'the value is truncated' (tested at every cut above);
+// - the depth check before a Set's or Map's level (`depth >= maxDepth` made `false` or `>`): its
+//   data is always an array, whose own level check returns the same 'nesting is deeper than …'
+//   (the stacks hold maxDepth + 1 levels, so the extra push fits);
+// - `open > 0` made `>= 0`: an empty container pushed and popped at once is the same as one not
+//   pushed, and its depth check is the same;
+// - arrayLength reading an array 16's high count byte one early (`buf[at - 1]`): only the count's
+//   sign and parity are used, and both come from the low byte.
