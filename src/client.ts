@@ -5,6 +5,7 @@ import { ConnectionCore } from './connection/core.js';
 import { Connection } from './connection/connection.js';
 import { ConverseError, connectionClosedError } from './errors.js';
 import { resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.js';
+import { loadOpenTelemetry } from './otel.js';
 import { ReconnectingConnection, resolveReconnectPolicy } from './reconnect.js';
 import { parseAddress } from './transport/address.js';
 import { connectTransport } from './transport/dispatch.js';
@@ -24,6 +25,8 @@ export async function connect<ServerApi = any, ClientApi = any>(
   options: ConnectOptions<ClientApi, ServerApi> = {},
 ): Promise<Connection<ClientApi, ServerApi>> {
   const resolved = resolveOptions(options);
+  // OpenTelemetry is used when it can be imported (an optional peer dependency; loaded once).
+  await loadOpenTelemetry();
   const id = nanoid();
   if (options.reconnect !== undefined && options.reconnect !== false) {
     const policy = resolveReconnectPolicy(options.reconnect === true ? {} : options.reconnect);

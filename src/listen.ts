@@ -1,5 +1,6 @@
 import { introspectionPlugin, validateIntrospectionOptions } from './introspection.js';
 import { resolveOptions, type ListenOptions } from './options.js';
+import { loadOpenTelemetry } from './otel.js';
 import { Server } from './server.js';
 import { bindTransport } from './transport/dispatch.js';
 
@@ -14,6 +15,8 @@ export async function listen<ServerApi = any, ClientApi = any>(
 ): Promise<Server<ServerApi, ClientApi>> {
   const resolved = resolveOptions(options);
   validateIntrospectionOptions(options.introspection);
+  // OpenTelemetry is used when it can be imported (an optional peer dependency; loaded once).
+  await loadOpenTelemetry();
   // The name picks the transport: a local socket, tcp://, tls:// or nats://.
   const bound = await bindTransport(name, {
     backlog: options.backlog,

@@ -1,4 +1,5 @@
 import type { AnyActorRef } from 'xstate';
+import type { TracedSpan } from '../otel.js';
 
 /**
  * What a handler or an iterating application holds of one incoming message: the handler's
@@ -30,6 +31,8 @@ export class HandlerContextImpl implements InFlight {
   type = '';
   /** @internal See InFlight. */
   since: number | undefined = undefined;
+  /** @internal The handler's OpenTelemetry span, when the connection traces. */
+  span: TracedSpan | undefined = undefined;
   constructor(
     readonly connection: unknown,
     readonly expectsReply: boolean,
@@ -46,6 +49,13 @@ export class HandlerContextImpl implements InFlight {
   abort(reason: unknown): void {
     this.cancelled = true;
     (this.controller ??= new AbortController()).abort(reason);
+  }
+  /** @internal End the handler's span with its outcome: the asker cancelled, it failed (the asker gets REMOTE_ERROR), or ok. */
+  endSpan(error: unknown, threw: boolean): void {
+    const span = this.span!;
+    if (this.cancelled) span.cancelled();
+    else if (threw) span.fail('REMOTE_ERROR', error);
+    else span.ok();
   }
 }
 

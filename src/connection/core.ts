@@ -30,6 +30,7 @@ import { StreamWriter } from './stream-writer.js';
 import { describeWork, type WorkInFlight } from './work.js';
 import { MessageTracer, stderrSink, type TraceOptions } from '../trace.js';
 import { warnUnobserved } from './unobserved.js';
+import { activeTracing, readCarrier, type Tracing } from '../otel.js';
 
 /**
  * The plain-code half of a connection, over any byte stream (a local socket today): it wires
@@ -90,6 +91,13 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   readonly closed: Promise<void>;
   /** Phase listeners (connect() waits for `active`, the server registers connections). */
   onPhase: ((phase: ConnectionState) => void) | undefined;
+  /**
+   * OpenTelemetry, decided once when the connection is made: the API is loaded and a tracer
+   * provider registered (otel.ts). Undefined: no span, no trace context, one branch per message.
+   */
+  readonly tracing: Tracing | undefined = activeTracing();
+  /** The peer said in its handshake that it reads trace context on TELLs (docs/PROTOCOL.md §6.9). */
+  peerReadsTraceContext = false;
 
   private readonly flow: ReadFlow;
   private readonly sender: Sender;
@@ -124,7 +132,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.recorder.transition('handshake');
     if (options.trace !== undefined) this.traceMessages(options.trace.level === 'verbose', options.trace.redact).sinks.add(options.trace.log ?? stderrSink);
     this.streams = new StreamWriter(this.sender, this, this.inFlight);
-    const responder = new Responder(this.sender, this, this.inFlight, this.streams, options.schemas);
+    const responder = new Responder(this.sender, this, this.inFlight, this.streams, options.schemas, this.tracing);
     this.inbound = new Inbound(
       options, // read live: introspect() adds internal handlers to a client's options
       this.sender,
@@ -136,7 +144,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
       () => (this.actor?.getSnapshot() as { children?: Record<string, AnyActorRef> } | undefined)?.children?.session,
       () => this.outbound.pending.size > 0,
     );
-    this.outbound = new Outbound(this.sender, this, this.stats, options.replyTimeout);
+    this.outbound = new Outbound(this.sender, this, this.stats, options.replyTimeout, this.tracing, () => this.peerReadsTraceContext);
     // Listen for errors from the start: an 'error' with no listener would crash the process.
     socket.on('error', (error) => (this.streamError ??= error));
   }
@@ -435,7 +443,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
 
   private terms(): LocalTerms {
     const { role, checksum, maxMessageSize, protocolMeta } = this.options;
-    return { role, checksum, maxMessageSize, protocolMeta };
+    return { role, checksum, maxMessageSize, protocolMeta, readsTraceContext: this.tracing !== undefined };
   }
 
   private onHandshake(message: HandshakeMessage): void {
@@ -455,6 +463,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.sender.sendLimit = agreement.sendLimit;
     if (outcome.answer !== undefined) this.sender.writeRaw(outcome.answer);
     this.peerVersion = agreement.peerVersion;
+    this.peerReadsTraceContext = agreement.peerReadsTraceContext;
     const decoder = new FrameDecoder(
       this.options.maxMessageSize,
       agreement.checksum,
@@ -517,7 +526,8 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
       return;
     }
     this.stats.messagesIn++;
-    const problem = envelopeProblem(body, decoded);
+    // A TELL may carry trace context as a third element only if this side said it reads it.
+    const problem = envelopeProblem(body, decoded, this.tracing !== undefined);
     if (problem !== undefined) {
       this.fail(protocolError(problem));
       return;
@@ -525,7 +535,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     const message = decoded as unknown[];
     const kind = message[0] as number;
     if (kind === FrameKind.TELL) {
-      this.inbound.dispatch(message[1], -1, -1);
+      this.inbound.dispatch(message[1], -1, -1, message.length === 3 ? readCarrier(message[2]) : undefined);
       return;
     }
     if (kind === FrameKind.PING) {
@@ -549,8 +559,9 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
           return;
         }
         // An optional fourth element carries ask options: { stream: window } asks for a streamed
-        // reply. Other keys, and options that are not a map, are ignored (§6.7); a window that is
-        // not an integer in 1 … 2^32−1 is a protocol error (1.5 would otherwise grant 2 items).
+        // reply, traceparent/tracestate carry trace context (§6.9). Other keys, and options that
+        // are not a map, are ignored (§6.7); a window that is not an integer in 1 … 2^32−1 is a
+        // protocol error (1.5 would otherwise grant 2 items).
         const askOptions = message[3] as { stream?: unknown } | undefined;
         let credit = -1;
         if (typeof askOptions === 'object' && askOptions !== null && askOptions.stream !== undefined) {
@@ -561,7 +572,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
           }
           credit = window;
         }
-        this.inbound.dispatch(message[2], id, credit);
+        this.inbound.dispatch(message[2], id, credit, this.tracing !== undefined && askOptions !== undefined ? readCarrier(askOptions) : undefined);
         return;
       }
       case FrameKind.STREAM_ITEM:

@@ -11,6 +11,7 @@ import type { Handler, Responder } from './responder.js';
 import type { Sender } from './sender.js';
 import { Gate, SessionGate } from './session-gate.js';
 import type { ConnectionStats } from './stats.js';
+import type { TraceCarrier } from '../otel.js';
 
 /** Incoming messages queued beyond this pause reading from the peer until the reader catches up. */
 const INCOMING_HIGH_WATER = 256;
@@ -99,9 +100,9 @@ export class Inbound {
   /**
    * An incoming tell (id -1) or ask: validated against the declared protocol (if any), offered to
    * the session (if any), then to its handler or the incoming queue. `credit` ≥ 0 when the asker
-   * wants a streamed reply.
+   * wants a streamed reply. `carrier` is the peer's trace context, when this side traces and it sent one.
    */
-  dispatch(event: unknown, id: number, credit: number): void {
+  dispatch(event: unknown, id: number, credit: number, carrier?: TraceCarrier): void {
     if (typeof event !== 'object' || event === null || typeof (event as { type?: unknown }).type !== 'string') {
       this.life.fail(protocolError('a message must be a map with a string "type"'));
       return;
@@ -137,19 +138,19 @@ export class Inbound {
         if (result instanceof Promise) {
           // An async validator: the handler runs once it settles (a later sync message may overtake it).
           result.then(
-            (settled) => this.afterValidation(settled, type, id, credit),
+            (settled) => this.afterValidation(settled, type, id, credit, carrier),
             (error) => this.refuse(id, type, 'INVALID_MESSAGE', `validating "${type}" failed: ${(error as Error)?.message ?? error}`),
           );
           return;
         }
-        this.afterValidation(result, type, id, credit);
+        this.afterValidation(result, type, id, credit, carrier);
         return;
       }
     }
-    this.deliver(event as { type: string }, id, type, credit);
+    this.deliver(event as { type: string }, id, type, credit, carrier);
   }
 
-  private afterValidation(result: StandardSchemaResult<unknown>, type: string, id: number, credit: number): void {
+  private afterValidation(result: StandardSchemaResult<unknown>, type: string, id: number, credit: number, carrier: TraceCarrier | undefined): void {
     if (result.issues !== undefined) {
       const issues = toValidationIssues(result.issues);
       this.refuse(id, type, 'INVALID_MESSAGE', `"${type}" does not match the declared protocol: ${describeIssues(issues)}.`, issues);
@@ -158,7 +159,7 @@ export class Inbound {
     const value = result.value;
     // The handler sees what the validator produced (it may have coerced or stripped fields).
     const event = typeof value === 'object' && value !== null ? { ...(value as object), type } : { type };
-    this.deliver(event, id, type, credit);
+    this.deliver(event, id, type, credit, carrier);
   }
 
   /** Answer an ask with an error (a tell has no one to answer: it is counted and reported). */
@@ -171,7 +172,7 @@ export class Inbound {
     this.life.reportLocal(new ConverseError(code, `A tell was dropped: ${message}`, issues ? { issues } : undefined), type);
   }
 
-  private deliver(event: { type: string }, id: number, type: string, credit: number): void {
+  private deliver(event: { type: string }, id: number, type: string, credit: number, carrier: TraceCarrier | undefined): void {
     let gated: number = Gate.PASS;
     if (this.gate !== undefined) {
       gated = this.gate.offer(event, id, type);
@@ -185,7 +186,7 @@ export class Inbound {
         this.refuse(id, type, 'NO_HANDLER', `The peer has no handler for "${type}". Check that both sides use the same protocol (message types: ${Object.keys(handlers).join(', ') || 'none'}).`);
         return;
       }
-      this.responder.run(handler, event, id, type, credit, this.session);
+      this.responder.run(handler, event, id, type, credit, this.session, carrier);
       return;
     }
     if (this.unread) {

@@ -19,6 +19,8 @@ export interface LocalTerms {
   checksum: boolean;
   maxMessageSize: number;
   protocolMeta: ProtocolMeta | undefined;
+  /** This side traces (OpenTelemetry) and so reads trace context on TELLs: said as `traceContext: 1` (§6.9). */
+  readsTraceContext?: boolean;
 }
 
 /** What both sides agreed. */
@@ -29,6 +31,8 @@ export interface Agreement {
   peerVersion: number;
   peerMaxMessageSize: number;
   peerProtocol: ProtocolMeta | undefined;
+  /** The peer reads trace context on TELLs (its handshake said `traceContext: 1`). */
+  peerReadsTraceContext: boolean;
 }
 
 export type Outcome =
@@ -45,7 +49,7 @@ export type Outcome =
 
 /** The client's HELLO. */
 export function hello(local: LocalTerms): Buffer {
-  return encodeHandshake(HandshakeKind.HELLO, { checksum: local.checksum, maxMessageSize: local.maxMessageSize, extension: extensionOf(local.protocolMeta) });
+  return encodeHandshake(HandshakeKind.HELLO, { checksum: local.checksum, maxMessageSize: local.maxMessageSize, extension: extensionOf(local) });
 }
 
 /** The server's decision on a client's HELLO. */
@@ -75,8 +79,9 @@ export function answerHello(message: HandshakeMessage, local: LocalTerms): Outco
       peerVersion: message.version,
       peerMaxMessageSize: message.maxMessageSize,
       peerProtocol,
+      peerReadsTraceContext: message.extension.traceContext === 1,
     },
-    answer: encodeHandshake(HandshakeKind.WELCOME, { checksum, maxMessageSize: local.maxMessageSize, extension: extensionOf(local.protocolMeta) }),
+    answer: encodeHandshake(HandshakeKind.WELCOME, { checksum, maxMessageSize: local.maxMessageSize, extension: extensionOf(local) }),
   };
 }
 
@@ -113,16 +118,23 @@ export function readWelcome(message: HandshakeMessage, local: LocalTerms): Outco
       peerVersion: message.version,
       peerMaxMessageSize: message.maxMessageSize,
       peerProtocol,
+      peerReadsTraceContext: message.extension.traceContext === 1,
     },
   };
 }
 
-function extensionOf(meta: ProtocolMeta | undefined): Record<string, unknown> | undefined {
-  if (meta === undefined || (meta.name === undefined && meta.version === undefined)) return undefined;
-  const protocol: Record<string, unknown> = {};
-  if (meta.name !== undefined) protocol.name = meta.name;
-  if (meta.version !== undefined) protocol.version = meta.version;
-  return { protocol };
+/** The handshake extension: the declared protocol (§3.1) and whether this side reads trace context (§6.9); none when neither. */
+function extensionOf(local: LocalTerms): Record<string, unknown> | undefined {
+  const meta = local.protocolMeta;
+  const extension: Record<string, unknown> = {};
+  if (meta !== undefined && (meta.name !== undefined || meta.version !== undefined)) {
+    const protocol: Record<string, unknown> = {};
+    if (meta.name !== undefined) protocol.name = meta.name;
+    if (meta.version !== undefined) protocol.version = meta.version;
+    extension.protocol = protocol;
+  }
+  if (local.readsTraceContext === true) extension.traceContext = 1;
+  return Object.keys(extension).length > 0 ? extension : undefined;
 }
 
 /** The peer's declared protocol, from its handshake extension. */

@@ -9,6 +9,7 @@ import { assertSendable, unavailable, type Lifecycle } from './lifecycle.js';
 import type { Sender } from './sender.js';
 import type { ConnectionStats } from './stats.js';
 import { readStream } from './stream-reader.js';
+import { outcomeOf, type TracedSpan, type Tracing } from '../otel.js';
 
 /**
  * What this side sends and waits on: asks and tells, and the settling of each ask by the
@@ -23,6 +24,10 @@ export class Outbound {
     readonly life: Lifecycle,
     private readonly stats: ConnectionStats,
     readonly replyTimeout: number,
+    /** OpenTelemetry, when this connection traces (see otel.ts); undefined costs one branch per message. */
+    readonly tracing: Tracing | undefined = undefined,
+    /** The peer reads trace context on TELLs (it said so in the handshake). */
+    private readonly peerReadsTellContext: () => boolean = () => false,
   ) {
     this.pending = new PendingReplies(
       (id) => sender.writeControl(FrameKind.CANCEL, id),
@@ -63,12 +68,23 @@ export class Outbound {
     const signal = options?.signal;
     assertSendable(this.life, event, signal);
     const id = this.pending.allocateId();
-    const frame = this.sender.encode([FrameKind.ASK, id, event]);
+    const span = this.tracing !== undefined ? this.traceOutgoing('ask', event.type) : undefined;
+    let frame: Buffer;
+    if (span === undefined) frame = this.sender.encode([FrameKind.ASK, id, event]);
+    else {
+      try {
+        frame = this.sender.encode(span.carrier === undefined ? [FrameKind.ASK, id, event] : [FrameKind.ASK, id, event, span.carrier]);
+      } catch (error) {
+        span.fail(outcomeOf(error), error);
+        throw error;
+      }
+    }
     const timeout = options?.timeout ?? this.replyTimeout;
     // The promise's resolve/reject are taken by a shared executor: no closure (and no context
     // for this method's variables) is made per ask unless there is a signal to watch.
     const reply = new Promise(takeSettlers);
     const ask: PendingAsk = { resolve: takenResolve, reject: takenReject, deadline: performance.now() + timeout, timeout, type: event.type, signal: undefined, onAbort: undefined };
+    if (span !== undefined) endWithAsk(ask, span);
     if (signal !== undefined) this.watchAbort(id, ask, event.type, signal);
     this.pending.add(id, ask);
     this.sender.writeFrame(frame, event.type);
@@ -101,12 +117,22 @@ export class Outbound {
       return this.sender.whenWritable(this.replyTimeout, undefined, event?.type).then(() => this.tell(event));
     }
     if (!isMessage(event)) return Promise.reject(badMessageError());
+    const span = this.tracing !== undefined ? this.traceOutgoing('tell', event.type) : undefined;
     try {
-      this.sender.writeEnvelope([FrameKind.TELL, event]);
+      // Trace context rides on a TELL only to a peer that said it reads it (a third element is otherwise a protocol error).
+      this.sender.writeEnvelope(span?.carrier !== undefined && this.peerReadsTellContext() ? [FrameKind.TELL, event, span.carrier] : [FrameKind.TELL, event]);
     } catch (error) {
+      span?.fail(outcomeOf(error), error);
       return Promise.reject(error);
     }
+    span?.ok();
     return Promise.resolve();
+  }
+
+  /** A span for an ask or tell this side sends; none for the library's own `$…` types. */
+  traceOutgoing(kind: 'ask' | 'tell', type: string): TracedSpan | undefined {
+    if (type.charCodeAt(0) === 0x24) return undefined;
+    return this.tracing!.outgoing(kind, type, (this.life.facade as { id?: string } | undefined)?.id);
   }
 
   // ── The peer settles our asks ───────────────────────────────────────────────────────────
@@ -169,6 +195,19 @@ export class Outbound {
   release(reason: ConverseError): void {
     this.pending.rejectAll(reason);
   }
+}
+
+/** The ask's span ends as the ask settles (made only when tracing: two closures per ask). */
+function endWithAsk(ask: PendingAsk, span: TracedSpan): void {
+  const { resolve, reject } = ask;
+  ask.resolve = (value) => {
+    span.ok();
+    resolve(value);
+  };
+  ask.reject = (error) => {
+    span.fail(outcomeOf(error), error);
+    reject(error);
+  };
 }
 
 // The settlers of the promise `new Promise(takeSettlers)` just made (the executor runs at once).

@@ -8,6 +8,7 @@ import type { InFlightTable } from './in-flight.js';
 import type { Lifecycle } from './lifecycle.js';
 import type { Sender } from './sender.js';
 import type { StreamWriter } from './stream-writer.js';
+import type { TraceCarrier, TracedSpan, Tracing } from '../otel.js';
 
 export type Handler = (event: any, ctx: any) => unknown;
 
@@ -22,11 +23,27 @@ export class Responder implements Answerer {
     private readonly inFlight: InFlightTable,
     private readonly streams: StreamWriter,
     private readonly schemas: ProtocolDefinition | undefined,
+    /** OpenTelemetry, when this connection traces (see otel.ts). */
+    private readonly tracing: Tracing | undefined = undefined,
   ) {}
 
-  /** Call a handler; a synchronous result is answered at once, without a promise. `credit` ≥ 0 for a streamed reply. */
-  run(handler: Handler, event: unknown, id: number, type: string, credit: number, session: AnyActorRef | undefined): void {
+  /**
+   * Call a handler; a synchronous result is answered at once, without a promise. `credit` ≥ 0 for
+   * a streamed reply. When the connection traces, the handler is a span, child of the peer's
+   * `carrier` when it sent a valid one, and runs inside its context.
+   */
+  run(handler: Handler, event: unknown, id: number, type: string, credit: number, session: AnyActorRef | undefined, carrier?: TraceCarrier): void {
+    if (this.tracing !== undefined && type.charCodeAt(0) !== 0x24) {
+      const span = this.tracing.incoming(id >= 0 ? 'ask' : 'tell', type, (this.life.facade as { id?: string } | undefined)?.id, carrier);
+      span.run(() => this.call(handler, event, id, type, credit, session, span));
+      return;
+    }
+    this.call(handler, event, id, type, credit, session, undefined);
+  }
+
+  private call(handler: Handler, event: unknown, id: number, type: string, credit: number, session: AnyActorRef | undefined, span: TracedSpan | undefined): void {
     const ctx = new HandlerContextImpl(this.life.facade, id >= 0, session);
+    ctx.span = span;
     ctx.streaming = credit >= 0;
     ctx.type = type;
     if (credit >= 0) ctx.credit = credit;
@@ -70,6 +87,7 @@ export class Responder implements Answerer {
   private finishHandler(id: number, type: string, ctx: HandlerContextImpl, value: unknown, error: unknown, threw: boolean): void {
     if (id < 0) {
       this.inFlight.finishTell(ctx);
+      if (ctx.span !== undefined) ctx.endSpan(error, threw);
       if (threw) {
         // A tell has no asker to tell: surface it rather than lose it.
         const remote = describeThrown(error);
@@ -122,6 +140,7 @@ export class Responder implements Answerer {
 
   /** The one way an ask's handler is answered: once, unless the asker cancelled. */
   private settleAsk(id: number, type: string, ctx: HandlerContextImpl, value: unknown, error: unknown, threw: boolean): void {
+    if (ctx.span !== undefined) ctx.endSpan(error, threw);
     if (!this.inFlight.finished(id, ctx)) return;
     if (!ctx.cancelled) {
       if (threw) this.sender.writeRemoteError(id, type, error);

@@ -5,6 +5,7 @@ import { FrameKind } from '../wire/constants.js';
 import { abortedError } from './failures.js';
 import { assertSendable, type Lifecycle } from './lifecycle.js';
 import type { Sender } from './sender.js';
+import { outcomeOf, type TracedSpan } from '../otel.js';
 
 /** What reading a streamed reply needs of the outbound side. */
 export interface StreamAsker {
@@ -12,6 +13,9 @@ export interface StreamAsker {
   readonly sender: Sender;
   readonly life: Lifecycle;
   readonly replyTimeout: number;
+  /** Set when the connection traces (OpenTelemetry): a span for the stream's ask, or none. */
+  readonly tracing: unknown;
+  traceOutgoing(kind: 'ask', type: string): TracedSpan | undefined;
 }
 
 /**
@@ -29,18 +33,29 @@ export function readStream(asker: StreamAsker, event: { type: string }, options:
   let consumed = 0;
   /** Items the producer may still send before it needs more credit. */
   let credit = window;
+  /** The stream's span, when the connection traces (OpenTelemetry). */
+  let span: TracedSpan | undefined;
   const start = (): void => {
     const signal = options?.signal;
     assertSendable(life, event, signal);
     id = pending.allocateId();
-    const frame = sender.encode([FrameKind.ASK, id, event, { stream: window }]);
+    if (asker.tracing !== undefined) span = asker.traceOutgoing('ask', event.type);
+    let frame: Buffer;
+    try {
+      frame = sender.encode([FrameKind.ASK, id, event, span?.carrier === undefined ? { stream: window } : { stream: window, ...span.carrier }]);
+    } catch (error) {
+      span?.fail(outcomeOf(error), error);
+      throw error;
+    }
     const timeout = options?.timeout ?? asker.replyTimeout;
     ask = {
       resolve: (value) => {
+        span?.ok();
         items.push(value); // a plain reply is a stream of one
         items.end();
       },
       reject: (error) => {
+        span?.fail(outcomeOf(error), error);
         failure = error;
         items.end();
       },
@@ -49,7 +64,10 @@ export function readStream(asker: StreamAsker, event: { type: string }, options:
         // The window is full: the producer waits for us, so its timeout stops until we grant credit.
         if (--credit <= 0) ask!.deadline = Infinity;
       },
-      end: () => items.end(),
+      end: () => {
+        span?.ok();
+        items.end();
+      },
       deadline: performance.now() + timeout,
       timeout,
       type: event.type,
@@ -62,6 +80,7 @@ export function readStream(asker: StreamAsker, event: { type: string }, options:
         if (pending.take(id) === undefined) return;
         sender.writeControl(FrameKind.CANCEL, id);
         failure = abortedError(event.type, signal);
+        span?.fail('ABORTED', failure);
         items.end();
       };
       signal.addEventListener('abort', ask.onAbort, { once: true });
@@ -88,7 +107,10 @@ export function readStream(asker: StreamAsker, event: { type: string }, options:
       return next;
     },
     return: async () => {
-      if (id >= 0 && pending.take(id) !== undefined) sender.writeControl(FrameKind.CANCEL, id);
+      if (id >= 0 && pending.take(id) !== undefined) {
+        sender.writeControl(FrameKind.CANCEL, id);
+        span?.cancelled(); // the consumer stopped early: not a failure
+      }
       items.end();
       return { value: undefined, done: true };
     },

@@ -92,6 +92,10 @@ export class StreamWriter {
     } finally {
       this.producing.delete(id);
       if (!ended) await Promise.resolve(iterator.return?.()).catch(() => {});
+      if (ctx.span !== undefined) {
+        if (failed === undefined && !ended && !ctx.cancelled) ctx.span.fail('CONNECTION_CLOSED');
+        else ctx.endSpan(failed, failed !== undefined);
+      }
       if (this.inFlight.finished(id, ctx) && !ctx.cancelled) {
         if (failed !== undefined) this.sender.writeRemoteError(id, type, failed);
         else if (ended) this.sender.writeControl(FrameKind.STREAM_END, id);

@@ -5,16 +5,17 @@ import { FrameKind } from './constants.js';
  * an array of exactly the element count its kind defines, whose kind, id and CREDIT count are
  * MessagePack integers (a float such as 5.0 decodes to the same JavaScript number, so the
  * encoding itself is checked) within their ranges. Returns a reason, or undefined when the shape
- * is right. It reads only the first few bytes of the body and allocates nothing.
+ * is right. It reads only the first few bytes of the body and allocates nothing. `tellOptions`:
+ * this side said in its handshake that it reads trace context, so a TELL may have a third element (§6.9).
  */
-export function envelopeProblem(body: Uint8Array, message: unknown): string | undefined {
+export function envelopeProblem(body: Uint8Array, message: unknown, tellOptions = false): string | undefined {
   if (!Array.isArray(message) || message.length === 0) return 'a frame body must be a MessagePack array starting with the frame kind';
   const kind = message[0];
   if (typeof kind !== 'number' || !Number.isInteger(kind) || kind < 0 || kind > FrameKind.CREDIT) return `unknown frame kind ${describe(kind)}`;
   const arity = message.length;
   const expected = ARITY[kind]!;
-  if (arity !== expected && !(kind === FrameKind.ASK && arity === 4)) {
-    return `a frame of kind ${kind} has ${kind === FrameKind.ASK ? '3 or 4' : expected} elements, this one has ${arity}`;
+  if (arity !== expected && !(kind === FrameKind.ASK && arity === 4) && !(tellOptions && kind === FrameKind.TELL && arity === 3)) {
+    return `a frame of kind ${kind} has ${kind === FrameKind.ASK ? '3 or 4' : tellOptions && kind === FrameKind.TELL ? '2 or 3' : expected} elements, this one has ${arity}`;
   }
   // The integers must be MessagePack integers: find the kind's and the id's encodings.
   let at = arrayHeaderSize(body[0]!);

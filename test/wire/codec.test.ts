@@ -335,6 +335,11 @@ describe('encodeFrame: frame layout (docs/PROTOCOL.md examples)', () => {
       '1c' + '940101' + 'de0001a474797065a5636f756e74' + 'de0001a673747265616d10',
     );
     expect(hex(encodeFrame([FrameKind.STREAM_ITEM, 1, 'a'], false, LIMIT))).toBe('05930801a161');
+    // Trace context (§6.9): an options map on the ASK, a third element on the TELL.
+    const traceparent = 'de0001ab7472616365706172656e74d937' + Buffer.from('00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01').toString('hex');
+    const carrier = { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' };
+    expect(hex(encodeFrame([FrameKind.ASK, 0, { type: 'work' }, carrier], false, LIMIT))).toBe('58' + '940100' + 'de0001a474797065a4776f726b' + traceparent);
+    expect(hex(encodeFrame([FrameKind.TELL, { type: 'note' }, carrier], false, LIMIT))).toBe('57' + '9300' + 'de0001a474797065a46e6f7465' + traceparent);
     expect(hex(encodeFrame([FrameKind.CREDIT, 1, 8], false, LIMIT))).toBe('04930a0108');
     expect(hex(encodeFrame([FrameKind.STREAM_END, 1], false, LIMIT))).toBe('03920901');
   });

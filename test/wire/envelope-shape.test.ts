@@ -21,6 +21,16 @@ describe('envelopeProblem', () => {
     else expect(check(vector.hex)).toBeUndefined();
   });
 
+  it('a TELL with a third element (trace context, §6.9) only on a connection where this side said it reads it', () => {
+    const tell = Buffer.from(bodyOf([0, { type: 'x' }, { traceparent: '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01' }]), 'hex');
+    expect(envelopeProblem(tell, decodeBody(tell))).toMatch(/kind 0 has 2 elements, this one has 3/);
+    expect(envelopeProblem(tell, decodeBody(tell), true)).toBeUndefined();
+    const four = Buffer.from(bodyOf([0, { type: 'x' }, {}, {}]), 'hex');
+    expect(envelopeProblem(four, decodeBody(four), true)).toMatch(/kind 0 has 2 or 3 elements, this one has 4/);
+    const ask = Buffer.from(bodyOf([1, 0, { type: 'x' }, {}, {}]), 'hex');
+    expect(envelopeProblem(ask, decodeBody(ask), true)).toMatch(/kind 1 has 3 or 4 elements/);
+  });
+
   it('accepts every int format for kind, id and CREDIT count, and array 16/32 headers', () => {
     expect(check('dc0003' + 'cc01' + 'cf0000000000000005' + '81a474797065a178')).toBeUndefined(); // ASK, uint 8 kind, uint 64 id
     expect(check('dd00000003' + 'd00a' + 'd10007' + 'ce00000010')).toBeUndefined(); // CREDIT, int 8 kind, int 16 id, uint 32 n
