@@ -30,7 +30,9 @@ export {
   type RefusalCode,
   type RefusalReason,
 } from './supervisor.machine.js';
-export { UidSlots } from './uid-slots.js';
+export { IdentitySlots, type PeerIdentity } from './identity-slots.js';
+/** @deprecated the slots count peer identities now (uid, or certificate over TLS): use IdentitySlots. */
+export { IdentitySlots as UidSlots } from './identity-slots.js';
 export {
   reconnectMachine,
   type ReconnectActorRef,

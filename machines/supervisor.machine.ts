@@ -1,18 +1,18 @@
 import { assign, enqueueActions, sendParent, setup, stopChild, type ActorRefFrom } from 'xstate';
 import { connectionMachine, type ConnectionInput } from './connection.machine.js';
-import { UidSlots } from './uid-slots.js';
+import { IdentitySlots, type PeerIdentity } from './identity-slots.js';
 
 /**
  * The server's supervisor: the root of its supervision tree.
  *
  * listening → draining → closed. It spawns one `connection` child per accepted socket, reaps
  * the child when its machine reaches `closed`, refuses peers the server's access policy denied
- * (ACCESS_DENIED), refuses a user past `maxConnectionsPerUid` and any socket past
+ * (ACCESS_DENIED), refuses a peer identity (uid, certificate) past `maxConnectionsPerPeer` and any socket past
  * `maxConnections` (SERVER_FULL), and drives graceful shutdown (stop accepting, ask every
  * connection to close, cut off stragglers after the close timeout).
  *
- * Admission is decided and counted here, in one place: the total (`live`) and the per-uid slots
- * (`uidSlots`) are taken only when a child is spawned and given back only when it is reaped, so
+ * Admission is decided and counted here, in one place: the total (`live`) and the per-identity slots
+ * (`identitySlots`) are taken only when a child is spawned and given back only when it is reaped, so
  * a refused socket can never use up anyone's share.
  *
  * Spawning into one XState parent copies its `children` object, so a spawn costs time in
@@ -38,16 +38,19 @@ export interface SupervisorPort {
 }
 
 export type RefusalCode = 'SERVER_FULL' | 'ACCESS_DENIED' | 'CONNECTION_CLOSED';
-/** policy: the access policy; perUid: maxConnectionsPerUid; total: maxConnections; draining: shutting down. */
-export type RefusalReason = 'policy' | 'perUid' | 'total' | 'draining';
+/** policy: the access policy; perPeer: maxConnectionsPerPeer; total: maxConnections; draining: shutting down. */
+export type RefusalReason = 'policy' | 'perPeer' | 'total' | 'draining';
 
 /** The server reports each accepted socket with the input for its connection machine. */
 export interface AcceptedSocketEvent {
   type: 'SOCKET.ACCEPTED';
   connectionId: string;
   input: ConnectionInput;
-  /** The peer's uid as the kernel reported it (undefined where it cannot be read: not counted per uid). */
-  uid?: number;
+  /**
+   * What the transport verified about the peer: its uid on a local socket, its certificate's
+   * fingerprint over TLS; undefined where there is none (not counted per peer).
+   */
+  identity?: PeerIdentity;
   /**
    * Set when the server's access policy (allowUids, allow) refused this peer; decided in plain
    * code so that user predicates never run inside a transition.
@@ -60,7 +63,7 @@ export interface SupervisorInput {
   port: SupervisorPort;
   maxConnections: number;
   /** @default Infinity */
-  maxConnectionsPerUid?: number;
+  maxConnectionsPerPeer?: number;
   closeTimeout: number;
   groupSize?: number;
 }
@@ -72,8 +75,8 @@ export interface SupervisorContext {
   groupSize: number;
   /** Live connections (any state short of closed), direct and grouped. */
   live: number;
-  /** Live connections per peer uid (taken at spawn, given back at reap). */
-  uidSlots: UidSlots;
+  /** Live connections per peer identity (taken at spawn, given back at reap). */
+  identitySlots: IdentitySlots;
   /** Connections that are direct children. */
   direct: number;
   /** Live connections per intermediate group, by group id. */
@@ -141,14 +144,14 @@ export const supervisorMachine = setup({
   guards: {
     atCapacity: ({ context }) => context.live >= context.maxConnections,
     refusedByPolicy: ({ event }) => event.type === 'SOCKET.ACCEPTED' && event.refusal !== undefined,
-    uidAtLimit: ({ context, event }) => event.type === 'SOCKET.ACCEPTED' && context.uidSlots.full(event.uid),
+    peerAtLimit: ({ context, event }) => event.type === 'SOCKET.ACCEPTED' && context.identitySlots.full(event.identity),
     allConnectionsEnded: ({ context }) => context.live === 0,
   },
   actions: {
     /** One child per socket: a direct child while there is room, else in a group with room. */
     spawnConnection: enqueueActions(({ context, enqueue, event }) => {
       if (event.type !== 'SOCKET.ACCEPTED') return;
-      enqueue(({ context }) => context.uidSlots.take(event.connectionId, event.uid));
+      enqueue(({ context }) => context.identitySlots.take(event.connectionId, event.identity));
       if (context.direct < context.groupSize) {
         enqueue.spawnChild('connection', { id: event.connectionId, input: event.input });
         enqueue.assign({ direct: context.direct + 1, live: context.live + 1, accepted: context.accepted + 1 });
@@ -169,8 +172,8 @@ export const supervisorMachine = setup({
     refuseByPolicy: ({ context, event }) => {
       if (event.type === 'SOCKET.ACCEPTED' && event.refusal !== undefined) context.port.refuse(event, event.refusal, 'policy');
     },
-    refuseUidAtLimit: ({ context, event }) => {
-      if (event.type === 'SOCKET.ACCEPTED') context.port.refuse(event, 'SERVER_FULL', 'perUid');
+    refusePeerAtLimit: ({ context, event }) => {
+      if (event.type === 'SOCKET.ACCEPTED') context.port.refuse(event, 'SERVER_FULL', 'perPeer');
     },
     refuseServerFull: ({ context, event }) => {
       if (event.type === 'SOCKET.ACCEPTED') context.port.refuse(event, 'SERVER_FULL', 'total');
@@ -184,7 +187,7 @@ export const supervisorMachine = setup({
       const id = childIdOf(event);
       if (id === undefined || id.startsWith('group-')) return;
       enqueue(stopChild(id));
-      enqueue(({ context }) => context.uidSlots.give(id));
+      enqueue(({ context }) => context.identitySlots.give(id));
       enqueue.assign({ direct: context.direct - 1, live: context.live - 1 });
     }),
     /** A grouped connection finished; an emptied group is stopped. */
@@ -198,7 +201,7 @@ export const supervisorMachine = setup({
       } else {
         groups[event.groupId] = left;
       }
-      enqueue(({ context }) => context.uidSlots.give(event.connectionId));
+      enqueue(({ context }) => context.identitySlots.give(event.connectionId));
       enqueue.assign({ groups, live: context.live - 1 });
     }),
     setCloseTimeout: assign({
@@ -216,7 +219,7 @@ export const supervisorMachine = setup({
     closeTimeout: input.closeTimeout,
     groupSize: input.groupSize ?? 100,
     live: 0,
-    uidSlots: new UidSlots(input.maxConnectionsPerUid ?? Infinity),
+    identitySlots: new IdentitySlots(input.maxConnectionsPerPeer ?? Infinity),
     direct: 0,
     groups: {},
     nextGroup: 0,
@@ -234,7 +237,7 @@ export const supervisorMachine = setup({
       on: {
         'SOCKET.ACCEPTED': [
           { guard: 'refusedByPolicy', actions: ['refuseByPolicy', 'countRefused'] },
-          { guard: 'uidAtLimit', actions: ['refuseUidAtLimit', 'countRefused'] },
+          { guard: 'peerAtLimit', actions: ['refusePeerAtLimit', 'countRefused'] },
           { guard: 'atCapacity', actions: ['refuseServerFull', 'countRefused'] },
           { actions: 'spawnConnection' },
         ],

@@ -136,7 +136,14 @@ export interface ListenOptions<Local, Remote> extends ConversationOptions<Local,
   allow?: (peer: PeerCredentials) => boolean;
   /** Only these uids may connect (checked with `allow` when both are given: both must pass). */
   allowUids?: readonly number[];
-  /** At most this many live connections per uid; past it a peer gets SERVER_FULL. @default 1024 */
+  /**
+   * At most this many live connections per peer identity, as the transport verified it: the uid on
+   * a local socket, the client certificate's SHA-256 fingerprint over TLS. Past it the peer gets
+   * SERVER_FULL. Peers without a verified identity (plain TCP, NATS, no peer credentials) are
+   * bounded by `maxConnections` only. @default 1024
+   */
+  maxConnectionsPerPeer?: number;
+  /** @deprecated The same as `maxConnectionsPerPeer` (which wins when both are given). */
   maxConnectionsPerUid?: number;
   /**
    * Answer the reserved `$converse.*` introspection messages (server version, message types,
@@ -184,7 +191,7 @@ export interface ResolvedOptions {
   closeTimeout: number;
   connectTimeout: number;
   maxConnections: number;
-  maxConnectionsPerUid: number;
+  maxConnectionsPerPeer: number;
   frameTimeout: number;
   maxWriteBuffer: number;
   keepalive: { interval: number; timeout: number } | undefined;
@@ -204,7 +211,7 @@ export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions
     closeTimeout: options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT,
     connectTimeout: options.connectTimeout ?? DEFAULT_CONNECT_TIMEOUT,
     maxConnections: options.maxConnections ?? 4096,
-    maxConnectionsPerUid: options.maxConnectionsPerUid ?? 1024,
+    maxConnectionsPerPeer: options.maxConnectionsPerPeer ?? options.maxConnectionsPerUid ?? 1024,
     frameTimeout: options.frameTimeout ?? DEFAULT_FRAME_TIMEOUT,
     protocol: options.protocol,
     session: options.session,
@@ -230,7 +237,7 @@ export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions
     }
   }
   positiveInteger('maxConnections', resolved.maxConnections, Number.MAX_SAFE_INTEGER);
-  positiveInteger('maxConnectionsPerUid', resolved.maxConnectionsPerUid, Number.MAX_SAFE_INTEGER);
+  positiveInteger(options.maxConnectionsPerPeer === undefined && options.maxConnectionsPerUid !== undefined ? 'maxConnectionsPerUid' : 'maxConnectionsPerPeer', resolved.maxConnectionsPerPeer, Number.MAX_SAFE_INTEGER);
   if (resolved.handlers !== undefined && (typeof resolved.handlers !== 'object' || resolved.handlers === null)) {
     throw new ConverseError('INVALID_ARGUMENT', 'handlers must be an object mapping message types to functions.');
   }

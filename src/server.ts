@@ -3,6 +3,7 @@ import type { Duplex } from 'node:stream';
 import { nanoid } from 'nanoid';
 import { createActor, waitFor, type AnyStateMachine } from 'xstate';
 import { connectionMachine } from '../machines/connection.machine.js';
+import type { PeerIdentity } from '../machines/identity-slots.js';
 import {
   connectionGroupMachine,
   supervisorMachine,
@@ -127,7 +128,7 @@ export class Server<ServerApi = any, ClientApi = any>
       input: {
         port,
         maxConnections: options.maxConnections,
-        maxConnectionsPerUid: options.maxConnectionsPerUid,
+        maxConnectionsPerPeer: options.maxConnectionsPerPeer,
         closeTimeout: options.closeTimeout,
       },
       inspect,
@@ -245,7 +246,7 @@ export class Server<ServerApi = any, ClientApi = any>
     return {
       type: 'SOCKET.ACCEPTED',
       connectionId: actorId,
-      uid: peer.uid,
+      identity: peerIdentity(peer),
       refusal: this.deniedByPolicy(peer) ? 'ACCESS_DENIED' : undefined,
       input: {
         id,
@@ -287,8 +288,8 @@ export class Server<ServerApi = any, ClientApi = any>
     setImmediate(() => this.freeActorIds.push(event.connectionId));
     const socket = core.socket;
     const message =
-      why === 'perUid'
-        ? `this user already has ${this.options.maxConnectionsPerUid} connections (maxConnectionsPerUid)`
+      why === 'perPeer'
+        ? `${typeof event.identity === 'number' ? `this user (uid ${event.identity})` : 'this client certificate'} already has ${this.options.maxConnectionsPerPeer} connections (maxConnectionsPerPeer)`
         : why === 'total'
           ? `the server is at its limit of ${this.options.maxConnections} connections`
           : why === 'policy'
@@ -300,6 +301,18 @@ export class Server<ServerApi = any, ClientApi = any>
     setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
     this.emit('connectionError', new ConverseError(code, `Refused a connection: ${message}.`), undefined);
   }
+}
+
+/**
+ * Who a peer is for `maxConnectionsPerPeer`: what its transport verified, never what it claims.
+ * The kernel-reported uid on a local socket; over TLS the SHA-256 fingerprint of its verified
+ * client certificate (the certificate, not its subject: two certificates with one subject are two
+ * peers, as the CA issued them). Plain TCP and NATS verify nothing: undefined, not counted.
+ */
+function peerIdentity(peer: PeerCredentials): PeerIdentity | undefined {
+  if (peer.uid !== undefined) return peer.uid;
+  if (peer.fingerprint !== undefined) return `sha256:${peer.fingerprint}`;
+  return undefined;
 }
 
 /**

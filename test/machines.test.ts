@@ -141,23 +141,23 @@ describe('connection machine', () => {
   });
 });
 
-function fakeSocketEvent(id: string, uid?: number): { event: AcceptedSocketEvent; transport: FakeTransport } {
+function fakeSocketEvent(id: string, identity?: number | string): { event: AcceptedSocketEvent; transport: FakeTransport } {
   const transport = new FakeTransport();
   return {
     transport,
     event: {
       type: 'SOCKET.ACCEPTED',
       connectionId: id,
-      uid,
+      identity,
       input: { id, role: 'server', transport, pending: new FakePending(), handshakeTimeout: 10_000, closeTimeout: 10_000 },
     },
   };
 }
 
-function startSupervisor(input: { maxConnections?: number; maxConnectionsPerUid?: number; groupSize?: number; closeTimeout?: number } = {}) {
+function startSupervisor(input: { maxConnections?: number; maxConnectionsPerPeer?: number; groupSize?: number; closeTimeout?: number } = {}) {
   const calls: string[] = [];
   const port: SupervisorPort = {
-    refuse: (event, code, why) => calls.push(`refuse:${event.connectionId}:${code}${why === 'perUid' ? ':perUid' : ''}`),
+    refuse: (event, code, why) => calls.push(`refuse:${event.connectionId}:${code}${why === 'perPeer' ? ':perPeer' : ''}`),
     stopAccepting: () => calls.push('stopAccepting'),
     closeAllConnections: (timeout) => calls.push(`closeAll:${timeout}`),
     destroyAllConnections: () => calls.push('destroyAll'),
@@ -166,7 +166,7 @@ function startSupervisor(input: { maxConnections?: number; maxConnectionsPerUid?
     input: {
       port,
       maxConnections: input.maxConnections ?? 100,
-      maxConnectionsPerUid: input.maxConnectionsPerUid,
+      maxConnectionsPerPeer: input.maxConnectionsPerPeer,
       closeTimeout: input.closeTimeout ?? 10_000,
       groupSize: input.groupSize,
     },
@@ -201,18 +201,18 @@ describe('supervisor machine', () => {
     expect(actor.getSnapshot().context.refused).toBe(1);
   });
 
-  it('counts per-uid slots only for spawned children and gives them back when they are reaped (direct and grouped)', () => {
-    const { actor, calls } = startSupervisor({ maxConnections: 4, maxConnectionsPerUid: 2, groupSize: 1 });
-    const slots = () => actor.getSnapshot().context.uidSlots;
+  it('counts per-identity slots only for spawned children and gives them back when they are reaped (direct and grouped)', () => {
+    const { actor, calls } = startSupervisor({ maxConnections: 4, maxConnectionsPerPeer: 2, groupSize: 1 });
+    const slots = () => actor.getSnapshot().context.identitySlots;
     const a = fakeSocketEvent('a', 1000);
     const b = fakeSocketEvent('b', 1000); // grouped (groupSize 1)
     actor.send(a.event);
     actor.send(b.event);
     actor.send(fakeSocketEvent('c', 1000).event); // past the per-uid limit
-    expect(calls).toEqual(['refuse:c:SERVER_FULL:perUid']);
+    expect(calls).toEqual(['refuse:c:SERVER_FULL:perPeer']);
     const others = ['d', 'e', 'f'].map((id) => fakeSocketEvent(id, 2000));
     for (const o of others) actor.send(o.event);
-    expect(calls.slice(1)).toEqual(['refuse:f:SERVER_FULL:perUid']);
+    expect(calls.slice(1)).toEqual(['refuse:f:SERVER_FULL:perPeer']);
     // At capacity (4): every further socket is refused, from any uid, and takes nothing.
     for (let i = 0; i < 5; i++) actor.send(fakeSocketEvent(`x${i}`, 3000 + (i % 2)).event);
     expect(calls.filter((c) => c.endsWith(':SERVER_FULL'))).toHaveLength(5);

@@ -99,8 +99,8 @@ describe.runIf(canSwitchUser() && peerCredentialsSupported)('access control with
     expect(refused.error?.code).toBe('ACCESS_DENIED');
   });
 
-  it('maxConnectionsPerUid: one user past its cap gets SERVER_FULL, another user is unaffected; defaults are 1024 per uid and 4096 in all', async () => {
-    const { name, server } = await startServer({ socketMode: 0o666, maxConnectionsPerUid: 3 });
+  it('maxConnectionsPerPeer: one user past its cap gets SERVER_FULL, another user is unaffected; defaults are 1024 per uid and 4096 in all', async () => {
+    const { name, server } = await startServer({ socketMode: 0o666, maxConnectionsPerPeer: 3 });
     openDirectory(name);
     const stranger = await relClient(name, { dropTo: NOBODY, connections: 5 });
     expect(stranger.first).toMatchObject({ connected: 3, failures: ['SERVER_FULL', 'SERVER_FULL'] });
@@ -114,7 +114,7 @@ describe.runIf(canSwitchUser() && peerCredentialsSupported)('access control with
     expect((await relClient(name, { dropTo: NOBODY, connections: 3 })).first).toMatchObject({ connected: 3, failures: [] });
 
     const defaults = await startServer();
-    expect(defaults.server.actor.getSnapshot().context.uidSlots.limit).toBe(1024);
+    expect(defaults.server.actor.getSnapshot().context.identitySlots.limit).toBe(1024);
     expect(defaults.server.actor.getSnapshot().context.maxConnections).toBe(4096);
   });
 
@@ -127,13 +127,13 @@ describe.runIf(canSwitchUser() && peerCredentialsSupported)('access control with
     const stranger = await relClient(name, { dropTo: NOBODY, connections: 4 });
     expect(stranger.first).toMatchObject({ connected: 0, failures: Array(4).fill('SERVER_FULL') });
     for (let i = 0; i < 3; i++) expect((await settle(connect(name))).error?.code).toBe('SERVER_FULL');
-    expect(context().uidSlots.countOf(NOBODY)).toBe(0);
-    expect(context().uidSlots.countOf(process.getuid!())).toBe(2);
+    expect(context().identitySlots.countOf(NOBODY)).toBe(0);
+    expect(context().identitySlots.countOf(process.getuid!())).toBe(2);
     expect(context().refused).toBe(7);
 
     for (const owner of owners) await owner.close();
     await waitUntil(() => context().live === 0, 'every connection is gone');
-    expect({ users: context().uidSlots.users, held: context().uidSlots.held, cores: (server as unknown as { cores: Map<string, unknown> }).cores.size }).toEqual({ users: 0, held: 0, cores: 0 });
+    expect({ users: context().identitySlots.users, held: context().identitySlots.held, cores: (server as unknown as { cores: Map<string, unknown> }).cores.size }).toEqual({ users: 0, held: 0, cores: 0 });
 
     // Each user gets its whole share back: the owner first, then the other user.
     const again = await Promise.all([0, 1].map(() => connectClient(name)));

@@ -103,6 +103,15 @@ describe('nats://host:port/<service>', () => {
     expect(seen).toEqual(Array.from({ length: 400 }, (_, i) => i));
   });
 
+  it('maxConnectionsPerPeer does not apply (NATS verifies no identity): maxConnections bounds the streams', async () => {
+    const name = freshService();
+    const server = await serve(name, { maxConnectionsPerPeer: 1, maxConnections: 2 });
+    const clients = [await dial(name), await dial(name)];
+    for (const client of clients) expect(await client.ask({ type: 'add', a: 1, b: 1 })).toBe(2);
+    expect(server.actor.getSnapshot().context.identitySlots.held).toBe(0);
+    expect((await rejectionOf(connect(name, { nats: FAST, connectTimeout: 5000 }))).code).toBe('SERVER_FULL');
+  });
+
   it('two daemons on one service share its clients (a queue group)', async () => {
     const name = freshService();
     const a = await serve(name);

@@ -98,6 +98,14 @@ describe('tcp:// on loopback', () => {
     await client.close();
   });
 
+  it('maxConnectionsPerPeer does not apply: plain TCP verifies no identity, so only maxConnections bounds its peers', async () => {
+    const server = await serve('tcp://127.0.0.1:0', { maxConnectionsPerPeer: 1, maxConnections: 2 });
+    const clients = [await dial(server.name), await dial(server.name)];
+    for (const client of clients) expect(await client.ask({ type: 'add', a: 1, b: 1 })).toBe(2);
+    expect(server.actor.getSnapshot().context.identitySlots.held).toBe(0);
+    expect((await rejectionOf(connect(server.name, { connectTimeout: 5000 }))).code).toBe('SERVER_FULL');
+  });
+
   it('connecting where nothing listens fails at once with CONNECT_FAILED', async () => {
     const server = await serve('tcp://127.0.0.1:0');
     const name = server.name;
@@ -162,6 +170,28 @@ describe('tls:// with mutual authentication', () => {
     expect(refused.code).toBe('ACCESS_DENIED');
     expect(seen).toHaveLength(2);
     await waitUntil(() => errors.some((e) => e.code === 'ACCESS_DENIED' && /worker-2/.test(e.message)), 'the refusal names the certificate');
+  });
+
+  it('maxConnectionsPerPeer counts each client certificate by fingerprint: worker-1 past its cap gets SERVER_FULL, worker-2 keeps its share', async () => {
+    const server = await serve('tls://127.0.0.1:0', { tls: serverTls(), maxConnectionsPerPeer: 2 });
+    const errors: ConverseError[] = [];
+    server.on('connectionError', (error) => errors.push(error));
+    const slots = () => server.actor.getSnapshot().context.identitySlots;
+    const worker1 = `sha256:${fingerprintOf(pki.client.cert)}`;
+    const first = [await dial(server.name, { tls: clientTls('client') }), await dial(server.name, { tls: clientTls('client') })];
+    const refused = await rejectionOf(connect(server.name, { tls: clientTls('client'), connectTimeout: 5000 }));
+    expect(refused.code).toBe('SERVER_FULL');
+    await waitUntil(() => errors.some((e) => e.code === 'SERVER_FULL' && /client certificate already has 2 connections \(maxConnectionsPerPeer\)/.test(e.message)), 'the refusal says which cap');
+    // Another certificate is another peer, with its own share.
+    const others = [await dial(server.name, { tls: clientTls('other') }), await dial(server.name, { tls: clientTls('other') })];
+    for (const client of [...first, ...others]) expect(await client.ask({ type: 'add', a: 1, b: 1 })).toBe(2);
+    expect([slots().countOf(worker1), slots().countOf(`sha256:${fingerprintOf(pki.other.cert)}`), slots().users]).toEqual([2, 2, 2]);
+    // A slot comes back when its connection closes; the refused connection never held one.
+    await first[0]!.close();
+    await waitUntil(() => slots().countOf(worker1) === 1, 'worker-1 gave a slot back');
+    const again = await dial(server.name, { tls: clientTls('client') });
+    expect(await again.ask({ type: 'add', a: 2, b: 2 })).toBe(4);
+    expect(slots().countOf(worker1)).toBe(2);
   });
 
   it('a client without a certificate, or with one from another CA, never gets a connection', async () => {
