@@ -82,6 +82,35 @@ describe('the packed tarball', () => {
     expect(await runNode(file)).toEqual(EXPECTED);
   });
 
+  // The NATS client is an optional peer dependency: npm does not install it, so this project,
+  // like a new user's, has none. nats:// must then fail with a ConverseError that says what to
+  // install, from listen() and from connect(), and nothing else may need the package.
+  it('nats:// without the optional @nats-io/transport-node fails with MISSING_DEPENDENCY saying what to install', async () => {
+    expect(fs.existsSync(path.join(packed.project, 'node_modules/@nats-io/transport-node'))).toBe(false);
+    const file = write(
+      'no-nats/main.mjs',
+      `import * as ic from 'interprocess-converse';
+const outcome = async (promise) => promise.then(() => ({ ok: true }), (e) => ({ ok: false, converse: e instanceof ic.ConverseError, code: e.code, message: e.message }));
+const listened = await outcome(ic.listen('nats://127.0.0.1:4222/calc'));
+const connected = await outcome(ic.connect('nats://127.0.0.1:4222/calc', { connectTimeout: 2000 }));
+// Local sockets are untouched by the missing package.
+const name = ic.generateSocketName();
+const server = await ic.listen(name, { handlers: { add: ({ a, b }) => a + b } });
+const client = await ic.connect(name);
+const sum = await client.ask({ type: 'add', a: 2, b: 3 });
+await client.close();
+await server.close();
+console.log(JSON.stringify({ listened, connected, sum }));
+`,
+    );
+    const seen = (await runNode(file)) as Record<string, { ok: boolean; converse: boolean; code: string; message: string }> & { sum: number };
+    for (const outcome of [seen.listened, seen.connected]) {
+      expect(outcome).toMatchObject({ ok: false, converse: true, code: 'MISSING_DEPENDENCY' });
+      expect(outcome.message).toContain('npm install @nats-io/transport-node');
+    }
+    expect(seen.sum).toBe(5);
+  });
+
   it('loads with CommonJS require() (Node >= 20.19), the same exports as import', async () => {
     const file = write(
       'cjs/main.cjs',
