@@ -9,6 +9,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 const runPath = fileURLToPath(new URL('../bench/run.mjs', import.meta.url));
+const transportsPath = fileURLToPath(new URL('../bench/transports.mjs', import.meta.url));
 
 describe('bench --quick', () => {
   it('runs every scenario for the raw baseline and this library, with every reply checked', async () => {
@@ -31,4 +32,27 @@ describe('bench --quick', () => {
     expect(summary.rr.raw).toBe(1);
     expect(summary.rr.library).toBe(1);
   }, 120_000);
+
+  it('bench/transports.mjs --quick: S1/S2 over tcp:// and nats:// (its own nats-server), raw TCP and NATS request/reply, every reply checked', async () => {
+    const { code, stdout, stderr } = await runNode([transportsPath, '--quick']);
+    expect(code, stdout + stderr).toBe(0);
+    const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ok: boolean; reps: Record<string, number> };
+    expect(summary).toMatchObject({ ok: true, reps: { 'raw@tcp': 1, 'library@tcp': 1, 'nats-request': 1, 'library@nats': 1 } });
+  }, 120_000);
 });
+
+function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
+    child.once('error', reject);
+    child.once('exit', (exitCode) => {
+      clearTimeout(timer);
+      resolve({ code: exitCode, stdout, stderr });
+    });
+  });
+}

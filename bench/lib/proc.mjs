@@ -104,12 +104,13 @@ export function spawnChild(role, peer, { cpu, nodeFlags = [], nofile = 65536, ha
 }
 
 /**
- * One server process (CPU 0) and one client process (CPU 1) of `peerId` on a fresh socket; the
- * client runs `task` and may query the server through the parent. Both are torn down after.
+ * One server process (CPU 0) and one client process (CPU 1) of `peerId` on a fresh socket (or at
+ * `address`: a tcp:// or nats:// name, for bench/transports.mjs); the client runs `task` and may
+ * query the server through the parent. Both are torn down after.
  * `maxMessageSize` null leaves the peer at its own default; by default every peer gets 2 MiB, room for S3.
  */
-export async function runPair(peerId, task, args, { pin = true, timeoutMs = 300000, maxMessageSize = 2 * 1024 * 1024, log = console.error, nodeFlags = {}, serverArgs = {} } = {}) {
-  const sockPath = socketPath(peerId.replace(/[^a-z]/g, '').slice(0, 8));
+export async function runPair(peerId, task, args, { pin = true, timeoutMs = 300000, maxMessageSize = 2 * 1024 * 1024, log = console.error, nodeFlags = {}, serverArgs = {}, address } = {}) {
+  const sockPath = address ?? socketPath(peerId.replace(/[^a-z]/g, '').slice(0, 8));
   const server = spawnChild('server', peerId, { cpu: pin ? 0 : undefined, nodeFlags: nodeFlags.server });
   let client;
   const timeout = setTimeout(() => {
@@ -145,7 +146,7 @@ export async function runPair(peerId, task, args, { pin = true, timeoutMs = 3000
     await Promise.race([server.exited, grace(3000)]);
     server.kill();
     try {
-      fs.unlinkSync(sockPath);
+      if (address === undefined) fs.unlinkSync(sockPath);
     } catch {
       /* gone */
     }

@@ -24,7 +24,7 @@ export async function serve(path, options = {}) {
     maxMessageSize: options.maxMessageSize ?? undefined,
     maxConnections: options.maxConnections,
     // Every benchmark client runs as this one user: lift the per-user cap with the total one.
-    maxConnectionsPerUid: options.maxConnections,
+    maxConnectionsPerPeer: options.maxConnections,
     backlog: 4096,
   });
   return {

@@ -147,6 +147,13 @@ class FrameReader {
   }
 }
 
+/** A Unix socket path, or `tcp://host:port` for the TCP baseline of bench/transports.mjs. */
+function endpoint(path) {
+  if (!path.startsWith('tcp://')) return { path };
+  const url = new URL(path);
+  return { host: url.hostname, port: Number(url.port) };
+}
+
 export async function serve(path, options = {}) {
   const sockets = new Set();
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -164,7 +171,7 @@ export async function serve(path, options = {}) {
   server.maxConnections = options.maxConnections ?? 100000;
   await new Promise((resolve, reject) => {
     server.once('error', reject);
-    server.listen({ path, backlog: 4096 }, resolve);
+    server.listen({ ...endpoint(path), backlog: 4096 }, resolve);
   });
   return {
     connections: () => sockets.size,
@@ -214,7 +221,7 @@ function connectRetrying(path, deadline = performance.now() + 30000) {
   return new Promise((resolve, reject) => {
     let delay = 1;
     const attempt = () => {
-      const s = net.connect({ path, noDelay: true });
+      const s = net.connect({ ...endpoint(path), noDelay: true });
       s.once('connect', () => {
         s.removeAllListeners('error');
         resolve(s);
