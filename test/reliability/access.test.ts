@@ -152,12 +152,12 @@ describe.runIf(canSwitchUser() && peerCredentialsSupported)('access control with
     openDirectory(name);
     const errors = connectionErrors(server);
     let mostHeld = 0;
-    server.actor.subscribe((snapshot) => (mostHeld = Math.max(mostHeld, snapshot.context.uidSlots.countOf(NOBODY))));
+    server.actor.subscribe((snapshot) => (mostHeld = Math.max(mostHeld, snapshot.context.identitySlots.countOf(NOBODY))));
     const flood = await startFixture('rel-raw', ['halfopen', name, { dropTo: NOBODY, count: 1000 }], { timeout: 60_000 });
     const count = (code: string): number => errors.filter((e) => e.code === code).length;
     await waitUntil(() => count('SERVER_FULL') + count('HANDSHAKE_FAILED') >= 900, 'the flood was refused or held', 60_000);
     expect(errors.every((e) => e.code === 'SERVER_FULL' || e.code === 'HANDSHAKE_FAILED')).toBe(true);
-    expect(server.actor.getSnapshot().context.uidSlots.countOf(NOBODY)).toBeLessThanOrEqual(100);
+    expect(server.actor.getSnapshot().context.identitySlots.countOf(NOBODY)).toBeLessThanOrEqual(100);
 
     // The other user gets in and is served while the flood is held: every ask is answered, and
     // none waited for the held ones to be reaped (8 s) — a limit generous enough for a busy
