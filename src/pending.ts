@@ -34,6 +34,13 @@ export interface PendingAsk {
 
 const INITIAL_SLOTS = 16;
 /**
+ * The table of a connection that has not asked yet: no slots (it costs nothing until the first
+ * ask). Shared and never written (every write follows `allocateId`, which replaces it); not
+ * frozen, so that slot reads see one kind of array.
+ */
+const NO_SLOTS: ReadonlyArray<PendingAsk | undefined> = [];
+const NO_SLOT_IDS = new Uint32Array(0);
+/**
  * The longest delay `setTimeout` honours: Node turns anything above 2^31-1 ms into 1 ms. A
  * deadline further away arms the timer for this long; the sweep then finds nothing expired and
  * arms it again for what is left.
@@ -43,10 +50,12 @@ export const MAX_TIMER_DELAY = 2 ** 31 - 1;
 const MAX_PROBES = 8;
 
 export class PendingReplies implements PendingTable {
-  private slots: Array<PendingAsk | undefined> = new Array<PendingAsk | undefined>(INITIAL_SLOTS).fill(undefined);
+  /** Made at the first ask (`grow`): a server's connections often never ask. */
+  private slots = NO_SLOTS as Array<PendingAsk | undefined>;
   /** The id of the ask in each slot (meaningful only where the slot is taken). */
-  private slotIds = new Uint32Array(INITIAL_SLOTS);
-  private mask = INITIAL_SLOTS - 1;
+  private slotIds = NO_SLOT_IDS;
+  /** 0 while there are no slots: every id maps to index 0, which an empty array reads as free… */
+  private mask = 0;
   private count = 0;
   private nextId = 0;
   private timer: NodeJS.Timeout | undefined;
@@ -81,6 +90,8 @@ export class PendingReplies implements PendingTable {
    * asks outstanding); the table doubles when too many slots in a row are taken.
    */
   allocateId(): number {
+    // (…so the first ask makes the slots before it looks at any.)
+    if (this.slots.length === 0) this.grow();
     for (;;) {
       for (let probe = 0; probe < MAX_PROBES; probe++) {
         const id = this.nextId;
@@ -107,7 +118,7 @@ export class PendingReplies implements PendingTable {
   }
 
   private grow(): void {
-    const size = this.slots.length * 2;
+    const size = Math.max(INITIAL_SLOTS, this.slots.length * 2);
     const slots = new Array<PendingAsk | undefined>(size).fill(undefined);
     const slotIds = new Uint32Array(size);
     const mask = size - 1;

@@ -126,16 +126,27 @@ describe('PendingReplies', () => {
     table.rejectAll(new ConverseError('CONNECTION_CLOSED', 'bye'));
   });
 
-  // The slot array's capacity is a private detail, but its policy is documented (16 slots, doubled
+  // The slot array's capacity is a private detail, but its policy is documented (none until the
+  // first ask, then 16 slots, doubled
   // once 8 slots in a row are taken, each id kept in the slot `id & mask`): checked here directly,
   // since ids, lookups and timeouts come out the same under any capacity.
   describe('capacity', () => {
     type Internals = { slots: unknown[]; slotIds: Uint32Array; nextId: number };
     const internals = (table: PendingReplies): Internals => table as unknown as Internals;
 
-    it('starts with 16 slots and stays there while ids find free slots', () => {
+    it('holds no slots until the first ask, then 16, and stays there while ids find free slots', () => {
       const table = new PendingReplies(() => {});
+      // A connection that never asks (most of a server's) pays nothing for the table.
+      expect(internals(table).slots.length).toBe(0);
+      expect(table.get(0)).toBeUndefined();
+      expect(table.take(0)).toBeUndefined();
+      table.rejectAll(new ConverseError('CONNECTION_CLOSED', 'bye'));
+      expect(internals(table).slots.length).toBe(0);
+      const first = table.allocateId();
+      expect(first).toBe(0);
       expect(internals(table).slots.length).toBe(16);
+      table.add(first, ask());
+      table.take(first);
       expect(internals(table).slotIds.length).toBe(16);
       for (let round = 0; round < 5; round++) {
         const ids = Array.from({ length: 16 }, () => {

@@ -4,11 +4,12 @@ import type { MachineGraph } from '../machine-graph.js';
 
 /**
  * The flight recorder: every connection keeps the metadata of its last frames (direction, kind,
- * id, type, size, time) and its lifecycle transitions in fixed-size rings, so a connection that
- * fails can say what happened just before. The rings are typed arrays allocated once per
- * connection; recording a frame writes a few numbers and a reference to a type string that
- * already exists (no allocation). A recording is built only when asked for (a failed close,
- * introspection, the user).
+ * id, type, size, time) and its lifecycle transitions in bounded rings, so a connection that
+ * fails can say what happened just before. The frame ring is one typed array, made at the
+ * connection's first frame and doubled up to its capacity, so a connection that says little
+ * holds little; recording a frame writes a few numbers and a reference to a type string that
+ * already exists (no allocation but the rare doubling). A recording is built only when asked
+ * for (a failed close, introspection, the user).
  *
  * It is also the one place frames are observed: with a message tracer attached (`trace` option,
  * or a monitor watching messages), each frame goes on to it behind a single branch.
@@ -20,6 +21,10 @@ export const DEFAULT_RECORDED_FRAMES = 64;
 const RECORDED_TRANSITIONS = 16;
 /** Session machine transitions each connection with a session remembers. */
 export const RECORDED_SESSION_TRANSITIONS = 16;
+/** Frames the ring holds when it is first made (it doubles up to the capacity). */
+const FIRST_RING = 8;
+const NO_FRAMES = new Float64Array(0);
+const NO_TYPES: Array<string | undefined> = [];
 
 /** The kind byte of a frame whose body could not be decoded, or was not an envelope. */
 const KIND_UNDECODABLE = 254;
@@ -108,15 +113,19 @@ function hasId(kind: number): boolean {
 export class FlightRecorder {
   /** Attached while messages are traced; undefined costs one branch a frame. */
   tracer: MessageTracer | undefined;
-  private readonly times: Float64Array;
-  /** Direction (high bit) and kind (low 7 bits, or one of the KIND_* above). */
-  private readonly kinds: Uint8Array;
-  private readonly ids: Uint32Array;
-  private readonly sizes: Uint32Array;
-  private readonly types: Array<string | undefined>;
+  /**
+   * The frame ring, made at the first frame and doubled (from FIRST_RING frames) up to
+   * `capacity`: a connection that says little holds little. Per frame three numbers: time,
+   * kind bits × 2^32 + id, and size.
+   */
+  private frames: Float64Array = NO_FRAMES;
+  /** The message type of each frame in the ring (same slots). */
+  private types: Array<string | undefined> = NO_TYPES;
+  /** Frames the ring holds (its length); grows until `capacity`. */
+  private ringLength = 0;
   private framesSeen = 0;
-  private readonly transitionTimes = new Float64Array(RECORDED_TRANSITIONS);
-  private readonly transitionStates: string[] = new Array<string>(RECORDED_TRANSITIONS).fill('');
+  /** Lifecycle transitions: [time, state, time, state …], the last RECORDED_TRANSITIONS. */
+  private readonly transitions: Array<number | string> = [];
   private transitionsSeen = 0;
   /** Session transitions: allocated on the first one (most connections have no session). */
   private sessionTimes: Float64Array | undefined;
@@ -124,13 +133,7 @@ export class FlightRecorder {
   private sessionValues: unknown[] = [];
   private sessionSeen = 0;
 
-  constructor(readonly capacity: number = DEFAULT_RECORDED_FRAMES) {
-    this.times = new Float64Array(capacity);
-    this.kinds = new Uint8Array(capacity);
-    this.ids = new Uint32Array(capacity);
-    this.sizes = new Uint32Array(capacity);
-    this.types = new Array<string | undefined>(capacity).fill(undefined);
-  }
+  constructor(readonly capacity: number = DEFAULT_RECORDED_FRAMES) {}
 
   /**
    * A frame body arrived: `message` is what it decoded to, or undefined when it could not be
@@ -180,9 +183,9 @@ export class FlightRecorder {
 
   /** The connection's lifecycle moved to `state`. */
   transition(state: string): void {
-    const slot = this.transitionsSeen % RECORDED_TRANSITIONS;
-    this.transitionTimes[slot] = performance.now();
-    this.transitionStates[slot] = state;
+    const at = 2 * (this.transitionsSeen % RECORDED_TRANSITIONS);
+    this.transitions[at] = performance.now();
+    this.transitions[at + 1] = state;
     this.transitionsSeen++;
     if (this.tracer !== undefined) this.tracer.state(state);
   }
@@ -211,13 +214,31 @@ export class FlightRecorder {
   }
 
   private record(kind: number, id: number, type: string | undefined, size: number): void {
-    const slot = this.framesSeen % this.capacity;
-    this.times[slot] = performance.now();
-    this.kinds[slot] = kind;
-    this.ids[slot] = id;
-    this.sizes[slot] = size;
+    if (this.framesSeen === this.ringLength) {
+      if (this.ringLength === this.capacity) {
+        if (this.capacity === 0) return;
+      } else this.grow();
+    }
+    const slot = this.framesSeen % this.ringLength;
+    const at = 3 * slot;
+    const frames = this.frames;
+    frames[at] = performance.now();
+    frames[at + 1] = kind * 0x1_0000_0000 + id;
+    frames[at + 2] = size;
     this.types[slot] = type;
     this.framesSeen++;
+  }
+
+  /** The ring is full but may hold more: double it (frames keep their slots, as none wrapped yet). */
+  private grow(): void {
+    const length = Math.min(this.capacity, Math.max(FIRST_RING, this.ringLength * 2));
+    const frames = new Float64Array(3 * length);
+    frames.set(this.frames);
+    const types = new Array<string | undefined>(length).fill(undefined);
+    for (let i = 0; i < this.ringLength; i++) types[i] = this.types[i];
+    this.frames = frames;
+    this.types = types;
+    this.ringLength = length;
   }
 
   /** What was recorded, oldest first, as JSON data. */
@@ -226,13 +247,15 @@ export class FlightRecorder {
   ): FlightRecording {
     const origin = performance.timeOrigin;
     const frames: RecordedFrame[] = [];
-    const kept = Math.min(this.framesSeen, this.capacity);
+    const kept = Math.min(this.framesSeen, this.ringLength);
     for (let n = this.framesSeen - kept; n < this.framesSeen; n++) {
-      const slot = n % this.capacity;
-      const bits = this.kinds[slot]!;
+      const slot = n % this.ringLength;
+      const packed = this.frames[3 * slot + 1]!;
+      const bits = Math.floor(packed / 0x1_0000_0000);
+      const id = packed - bits * 0x1_0000_0000;
       const out = (bits & DIRECTION_OUT) !== 0 && bits < KIND_UNKNOWN;
-      const frame: RecordedFrame = { at: origin + this.times[slot]!, dir: out ? 'out' : 'in', kind: kindName(out ? bits & 0x7f : bits), size: this.sizes[slot]! };
-      if (this.ids[slot] !== NO_ID) frame.id = this.ids[slot]!;
+      const frame: RecordedFrame = { at: origin + this.frames[3 * slot]!, dir: out ? 'out' : 'in', kind: kindName(out ? bits & 0x7f : bits), size: this.frames[3 * slot + 2]! };
+      if (id !== NO_ID) frame.id = id;
       const type = this.types[slot];
       if (type !== undefined) frame.type = type;
       frames.push(frame);
@@ -241,8 +264,8 @@ export class FlightRecorder {
     const transitions: RecordedTransition[] = [];
     const keptTransitions = Math.min(this.transitionsSeen, RECORDED_TRANSITIONS);
     for (let n = this.transitionsSeen - keptTransitions; n < this.transitionsSeen; n++) {
-      const slot = n % RECORDED_TRANSITIONS;
-      transitions.push({ at: origin + this.transitionTimes[slot]!, state: this.transitionStates[slot]! });
+      const at = 2 * (n % RECORDED_TRANSITIONS);
+      transitions.push({ at: origin + (this.transitions[at] as number), state: this.transitions[at + 1] as string });
     }
     const recording: FlightRecording = { format: 'interprocess-converse.recording', version: 1, takenAt: origin + performance.now(), framesSeen: this.framesSeen, frames, transitions };
     if (about.connection !== undefined) recording.connection = about.connection;

@@ -146,6 +146,26 @@ describe('flight recorder', () => {
     expect(recording.reason).toBeUndefined();
   });
 
+  it('grows its ring as frames come (from 8 up to its capacity) and keeps them in order across each growth', () => {
+    type Internals = { ringLength: number };
+    const fresh = new FlightRecorder(20);
+    expect((fresh as unknown as Internals).ringLength).toBe(0); // nothing held before the first frame
+    for (const total of [1, 8, 9, 16, 17, 20, 21, 47]) {
+      const recorder = new FlightRecorder(20);
+      for (let i = 0; i < total; i++) recorder.frameOut(encodeFrame([2, 0xfffffff0 + (i % 15), i], false, 1 << 20), false, `t${i}`);
+      const { frames, framesSeen } = recorder.recording();
+      expect(framesSeen).toBe(total);
+      const kept = Math.min(total, 20);
+      expect(frames.map((f) => f.type)).toEqual(Array.from({ length: kept }, (_, k) => `t${total - kept + k}`));
+      expect(frames.map((f) => f.id)).toEqual(Array.from({ length: kept }, (_, k) => 0xfffffff0 + ((total - kept + k) % 15)));
+      expect(frames.every((f) => f.kind === 'REPLY' && f.dir === 'out')).toBe(true);
+      expect((recorder as unknown as Internals).ringLength).toBe(total <= 8 ? 8 : total <= 16 ? 16 : 20);
+    }
+    const none = new FlightRecorder(0);
+    none.frameIn(Buffer.from([0xc1]), undefined);
+    expect(none.recording()).toMatchObject({ framesSeen: 0, frames: [] });
+  });
+
   it('records a frame that does not decode, and an id past 16 bits', () => {
     const recorder = new FlightRecorder(4);
     recorder.frameIn(Buffer.from([0xc1]), undefined);
