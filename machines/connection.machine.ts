@@ -1,4 +1,4 @@
-import { assign, enqueueActions, fromCallback, sendTo, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
+import { assign, enqueueActions, fromCallback, setup, type ActorRefFrom, type AnyActorRef } from 'xstate';
 import { ConverseError } from '../src/errors.js';
 
 /**
@@ -7,9 +7,10 @@ import { ConverseError } from '../src/errors.js';
  * The machine owns the lifecycle and the protocol phases; it does not see individual messages.
  * Framing, correlation and dispatch are plain code in the connection's transport (see
  * `src/connection/core.ts`), which reports lifecycle facts to this machine as `TRANSPORT.*`
- * events and takes commands from it. The transport is an actor the machine is *given*: it is
- * invoked as `transport` from the `transport` input, so the machine can be run, tested and
- * visualised with a stand-in (`machine.provide({ actors: { transport } })`).
+ * events and takes commands from it. The transport is an object the machine is *given* in its
+ * input, so the machine can be run, tested and visualised with a stand-in: the machine attaches
+ * it when it starts, calls it from named actions, and releases it when it stops. (It is plain
+ * code, not an invoked actor: a second actor per connection cost about 2 KB and its spawn.)
  *
  * The pending-reply table is in `context.pending`. It is a reference to a plain table the
  * transport fills on every ask; the machine never copies it, and rejects everything left in it
@@ -19,13 +20,14 @@ import { ConverseError } from '../src/errors.js';
 /** What a connection's transport must offer the machine (implemented by `ConnectionCore`, src/connection/core.ts). */
 export interface ConnectionTransport {
   /**
-   * Start the I/O (and the handshake) and report lifecycle facts through `send`; `actor` is the
-   * connection actor itself. Returns a detach function.
+   * Start the I/O (and the handshake) and report lifecycle facts through `send` (the actor's own
+   * `send`); `actor` is the connection actor itself. Called once, when the actor starts. Returns a
+   * detach function, called (before `release`) when the actor stops.
    */
   attach(send: (event: TransportEvent) => void, actor: AnyActorRef): () => void;
   /** Carry out a command from the machine. */
   command(command: TransportCommand): void;
-  /** The actor stopped (it reached `closed`, or was stopped): destroy the socket and release everything still held. */
+  /** The actor stopped (it reached `closed`, was stopped, or failed): destroy the socket and release everything still held. */
   release(): void;
 }
 
@@ -96,17 +98,30 @@ export interface ConnectionContext {
   sessionInput: unknown;
 }
 
-/** The default transport actor: bridges a `ConnectionTransport` to the machine. */
-export const transportActor = fromCallback<TransportCommand, { transport: ConnectionTransport; connection: AnyActorRef }, TransportEvent>(
-  ({ input, sendBack, receive }) => {
-    receive((command) => input.transport.command(command));
-    const detach = input.transport.attach((event) => sendBack(event), input.connection);
-    return () => {
-      detach();
-      input.transport.release();
-    };
-  },
-);
+/** The machine's commands to its transport: one frozen object each, shared by every connection. */
+const SEND_GOODBYE: TransportCommand = Object.freeze({ type: 'SEND_GOODBYE' });
+const WATCH_DRAIN: TransportCommand = Object.freeze({ type: 'WATCH_DRAIN' });
+const END: TransportCommand = Object.freeze({ type: 'END' });
+
+/**
+ * Attach the transport to the actor that starts: it reports through the actor's own (bound)
+ * `send`, and is detached and released once the actor stops for any reason (its final state,
+ * a stop from its parent, an error), as an invoked actor would be. On the final state that is
+ * before any other observer hears of it (this observer comes first), so they see a released
+ * transport, with the reason the machine recorded.
+ */
+function attachTransport(transport: ConnectionTransport, self: AnyActorRef): void {
+  let detach: (() => void) | undefined;
+  let released = false;
+  const release = (): void => {
+    if (released) return;
+    released = true;
+    detach?.();
+    transport.release();
+  };
+  self.subscribe({ next: (snapshot: { status: string }) => snapshot.status === 'done' && release(), complete: release, error: release });
+  detach = transport.attach(self.send as (event: TransportEvent) => void, self);
+}
 
 export const connectionMachine = setup({
   types: {
@@ -115,7 +130,6 @@ export const connectionMachine = setup({
     input: {} as ConnectionInput,
   },
   actors: {
-    transport: transportActor,
     /** The user's per-connection protocol machine (provided by the server or client that has one). */
     session: fromCallback(() => undefined),
   },
@@ -128,6 +142,7 @@ export const connectionMachine = setup({
     peerSaidGoodbye: ({ context }) => context.peerSaidGoodbye,
   },
   actions: {
+    attachTransport: ({ context, self }) => attachTransport(context.transport, self),
     recordHandshake: assign({
       handshake: ({ event }) => {
         if (event.type !== 'TRANSPORT.HANDSHAKE_SUCCEEDED') return undefined;
@@ -157,9 +172,9 @@ export const connectionMachine = setup({
     spawnSession: enqueueActions(({ context, enqueue }) => {
       if (context.sessionInput !== undefined) enqueue.spawnChild('session', { id: 'session', input: context.sessionInput });
     }),
-    sendGoodbye: sendTo('transport', { type: 'SEND_GOODBYE' }),
-    watchDrain: sendTo('transport', { type: 'WATCH_DRAIN' }),
-    endTransport: sendTo('transport', { type: 'END' }),
+    sendGoodbye: ({ context }) => context.transport.command(SEND_GOODBYE),
+    watchDrain: ({ context }) => context.transport.command(WATCH_DRAIN),
+    endTransport: ({ context }) => context.transport.command(END),
     /** Every ask still waiting for a reply fails now, with the reason the connection closed. */
     rejectAllPending: ({ context }) => {
       context.pending.rejectAll(
@@ -181,11 +196,7 @@ export const connectionMachine = setup({
     peerSaidGoodbye: false,
     sessionInput: input.sessionInput,
   }),
-  invoke: {
-    id: 'transport',
-    src: 'transport',
-    input: ({ context, self }) => ({ transport: context.transport, connection: self }),
-  },
+  entry: 'attachTransport',
   initial: 'handshake',
   states: {
     handshake: {

@@ -4,7 +4,6 @@
  */
 export {
   connectionMachine,
-  transportActor,
   type ConnectionMachine,
   type ConnectionActorRef,
   type ConnectionContext,

@@ -1,6 +1,6 @@
 /**
  * The machines on their own, with stand-in transports: no sockets. This is the point of giving
- * the connection machine its transport as an actor.
+ * the connection machine its transport in its input.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createActor, type AnyActorRef } from 'xstate';
@@ -124,6 +124,22 @@ describe('connection machine', () => {
     expect(actor.getSnapshot().value).toBe('closed');
     expect(actor.getSnapshot().context.error?.code).toBe('CONNECTION_CLOSED');
     expect(transport.released).toBe(1);
+  });
+
+  it('detaches and releases its transport once however it stops: final state, or stopped before it', () => {
+    const done = startConnection();
+    done.transport.send!(handshakeOk);
+    done.actor.send({ type: 'DESTROY' });
+    expect(done.transport.send).toBeUndefined(); // detached
+    expect(done.transport.released).toBe(1);
+
+    const stopped = startConnection();
+    stopped.transport.send!(handshakeOk);
+    expect(stopped.transport.released).toBe(0);
+    stopped.actor.stop(); // as a parent's stopChild does: no final state, no exit actions
+    expect(stopped.transport.send).toBeUndefined();
+    expect(stopped.transport.released).toBe(1);
+    expect(stopped.transport.commands).toEqual([]);
   });
 
   it('goes straight to closed when the transport fails or the socket drops', () => {
