@@ -32,6 +32,7 @@ export {
 export { IdentitySlots, type PeerIdentity } from './identity-slots.js';
 /** @deprecated the slots count peer identities now (uid, or certificate over TLS): use IdentitySlots. */
 export { IdentitySlots as UidSlots } from './identity-slots.js';
+export { ConnectionGroups } from './connection-groups.js';
 export {
   reconnectMachine,
   type ReconnectActorRef,

@@ -1,5 +1,6 @@
 import { assign, enqueueActions, sendParent, setup, stopChild, type ActorRefFrom } from 'xstate';
 import { connectionMachine, type ConnectionInput } from './connection.machine.js';
+import { ConnectionGroups } from './connection-groups.js';
 import { IdentitySlots, type PeerIdentity } from './identity-slots.js';
 
 /**
@@ -59,6 +60,9 @@ export interface AcceptedSocketEvent {
 }
 
 
+/** Connections per intermediate group (and direct children of the supervisor). */
+const DEFAULT_GROUP_SIZE = 100;
+
 export interface SupervisorInput {
   port: SupervisorPort;
   maxConnections: number;
@@ -79,9 +83,8 @@ export interface SupervisorContext {
   identitySlots: IdentitySlots;
   /** Connections that are direct children. */
   direct: number;
-  /** Live connections per intermediate group, by group id. */
-  groups: Record<string, number>;
-  nextGroup: number;
+  /** The intermediate groups and their live connections (a plain table the actions mutate). */
+  groups: ConnectionGroups;
   /** Totals since start, for dashboards. */
   accepted: number;
   refused: number;
@@ -157,17 +160,11 @@ export const supervisorMachine = setup({
         enqueue.assign({ direct: context.direct + 1, live: context.live + 1, accepted: context.accepted + 1 });
         return;
       }
-      let groupId = Object.keys(context.groups).find((id) => context.groups[id]! < context.groupSize);
-      const groups = { ...context.groups };
-      let nextGroup = context.nextGroup;
-      if (groupId === undefined) {
-        groupId = `group-${nextGroup++}`;
-        enqueue.spawnChild('connectionGroup', { id: groupId });
-        groups[groupId] = 0;
-      }
-      groups[groupId] = groups[groupId]! + 1;
-      enqueue.sendTo(groupId, { type: 'CONNECTION.ADD', connectionId: event.connectionId, input: event.input });
-      enqueue.assign({ groups, nextGroup, live: context.live + 1, accepted: context.accepted + 1 });
+      const group = context.groups.next();
+      if (group.isNew) enqueue.spawnChild('connectionGroup', { id: group.id });
+      enqueue(({ context }) => context.groups.join(group.id));
+      enqueue.sendTo(group.id, { type: 'CONNECTION.ADD', connectionId: event.connectionId, input: event.input });
+      enqueue.assign({ live: context.live + 1, accepted: context.accepted + 1 });
     }),
     refuseByPolicy: ({ context, event }) => {
       if (event.type === 'SOCKET.ACCEPTED' && event.refusal !== undefined) context.port.refuse(event, event.refusal, 'policy');
@@ -193,16 +190,10 @@ export const supervisorMachine = setup({
     /** A grouped connection finished; an emptied group is stopped. */
     countGroupedEnd: enqueueActions(({ context, enqueue, event }) => {
       if (event.type !== 'GROUP.CONNECTION_ENDED') return;
-      const groups = { ...context.groups };
-      const left = (groups[event.groupId] ?? 1) - 1;
-      if (left <= 0) {
-        delete groups[event.groupId];
-        enqueue(stopChild(event.groupId));
-      } else {
-        groups[event.groupId] = left;
-      }
+      if (context.groups.countOf(event.groupId) <= 1) enqueue(stopChild(event.groupId));
+      enqueue(({ context }) => context.groups.leave(event.groupId));
       enqueue(({ context }) => context.identitySlots.give(event.connectionId));
-      enqueue.assign({ groups, live: context.live - 1 });
+      enqueue.assign({ live: context.live - 1 });
     }),
     setCloseTimeout: assign({
       closeTimeout: ({ context, event }) => (event.type === 'CLOSE' && event.timeout !== undefined ? event.timeout : context.closeTimeout),
@@ -217,12 +208,11 @@ export const supervisorMachine = setup({
     port: input.port,
     maxConnections: input.maxConnections,
     closeTimeout: input.closeTimeout,
-    groupSize: input.groupSize ?? 100,
+    groupSize: input.groupSize ?? DEFAULT_GROUP_SIZE,
     live: 0,
     identitySlots: new IdentitySlots(input.maxConnectionsPerPeer ?? Infinity),
     direct: 0,
-    groups: {},
-    nextGroup: 0,
+    groups: new ConnectionGroups(input.groupSize ?? DEFAULT_GROUP_SIZE),
     accepted: 0,
     refused: 0,
   }),

@@ -14,6 +14,7 @@ import {
   type TransportEvent,
 } from '../machines/index.js';
 import { ConverseError } from '../src/errors.js';
+import { ConnectionGroups } from '../machines/connection-groups.js';
 
 class FakeTransport implements ConnectionTransport {
   send: ((event: TransportEvent) => void) | undefined;
@@ -254,6 +255,39 @@ describe('supervisor machine', () => {
     sockets[4]!.transport.send!({ type: 'TRANSPORT.CLOSED' });
     expect(Object.keys(actor.getSnapshot().children).sort()).toEqual(['a', 'b', 'group-0']);
     expect(actor.getSnapshot().context.live).toBe(4);
+    // A group that regains room takes the next connection; a full one does not.
+    sockets[2]!.transport.send!({ type: 'TRANSPORT.CLOSED' });
+    const f = fakeSocketEvent('f');
+    actor.send(f.event);
+    const after = actor.getSnapshot().children as Record<string, AnyActorRef>;
+    expect(Object.keys(after).sort()).toEqual(['a', 'b', 'group-0']);
+    expect(Object.keys(after['group-0']!.getSnapshot().children).sort()).toEqual(['d', 'f']);
+    const g = fakeSocketEvent('g');
+    actor.send(g.event);
+    expect(Object.keys(actor.getSnapshot().children).sort()).toEqual(['a', 'b', 'group-0', 'group-2']);
+    expect(actor.getSnapshot().context.groups.count).toBe(2);
+    expect(actor.getSnapshot().context.live).toBe(5);
+  });
+
+  it('keeps its group table in step: room, new groups, emptied groups forgotten', () => {
+    const groups = new ConnectionGroups(2);
+    expect(groups.next()).toEqual({ id: 'group-0', isNew: true });
+    groups.join('group-0');
+    expect(groups.next()).toEqual({ id: 'group-0', isNew: false });
+    groups.join('group-0');
+    expect(groups.next()).toEqual({ id: 'group-1', isNew: true });
+    groups.join('group-1');
+    groups.leave('group-0');
+    expect(groups.countOf('group-0')).toBe(1);
+    expect(groups.next()).toEqual({ id: 'group-1', isNew: false }); // the older group with room first
+    groups.leave('group-1');
+    expect(groups.countOf('group-1')).toBe(0);
+    expect(groups.count).toBe(1);
+    expect(groups.next()).toEqual({ id: 'group-0', isNew: false });
+    groups.leave('group-0');
+    groups.leave('group-0'); // a group already gone: nothing
+    expect(groups.count).toBe(0);
+    expect(groups.next()).toEqual({ id: 'group-2', isNew: true }); // ids are never reused
   });
 
   it('drains on CLOSE: stops accepting, closes connections, ends when the last one is gone', () => {
