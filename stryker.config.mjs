@@ -1,14 +1,27 @@
 /**
- * Mutation testing (npm run test:mutation): do the tests notice when a guard of the wire layer
- * or the pending-reply table is removed, inverted or shifted by one? The JSON report goes to
- * reports/mutation/mutation.json; docs/TESTING.md says how to read it.
+ * Mutation testing (npm run test:mutation): do the tests notice when a guard of the wire layer,
+ * the pending-reply table or one of the engine's bounds is removed, inverted or shifted by one?
+ * The JSON report goes to reports/mutation/mutation.json; docs/TESTING.md says how to read it.
  */
 export default {
   testRunner: 'vitest',
   vitest: { configFile: 'vitest.mutation.config.ts', related: true },
   plugins: ['@stryker-mutator/vitest-runner', './stryker/ignore-error-messages.mjs'],
   ignorers: ['error-messages'],
-  mutate: ['src/wire/codec.ts', 'src/wire/constants.ts', 'src/wire/framing.ts', 'src/wire/handshake.ts', 'src/wire/msgpack-scan.ts', 'src/pending.ts'],
+  mutate: [
+    'src/wire/codec.ts',
+    'src/wire/constants.ts',
+    'src/wire/framing.ts',
+    'src/wire/handshake.ts',
+    'src/wire/msgpack-scan.ts',
+    'src/pending.ts',
+    // The engine's bounds that have fast in-process tests (test/connection/): when reading pauses
+    // (the write budget and the reader's queue pause it here), stream credit on the producing
+    // side, and the session gate.
+    'src/connection/flow.ts',
+    'src/connection/stream-writer.ts',
+    'src/connection/session-gate.ts',
+  ],
   coverageAnalysis: 'perTest',
   reporters: ['clear-text', 'progress', 'json', 'html'],
   jsonReporter: { fileName: 'reports/mutation/mutation.json' },

@@ -7,7 +7,7 @@ import { defineConfig } from 'vitest/config';
  */
 export default defineConfig({
   test: {
-    include: ['test/wire/**/*.test.ts', 'test/pending*.test.ts'],
+    include: ['test/wire/**/*.test.ts', 'test/pending*.test.ts', 'test/connection/**/*.test.ts'],
     // Runs msgpackr in child processes: slow per mutant, and it checks the format, not our guards.
     exclude: ['test/wire/stock-msgpack.test.ts'],
     testTimeout: 30_000,
