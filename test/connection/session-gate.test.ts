@@ -174,6 +174,10 @@ describe('SessionGate', () => {
     expect(t.remoteErrors).toHaveLength(1);
   });
 
+  it('the answer function is under a registered symbol, so a second copy of the library (its ESM and CJS builds) finds it', () => {
+    expect(kAnswer).toBe(Symbol.for('interprocess-converse.answer'));
+  });
+
   it('a tell cannot be answered: the event carries no answer function', () => {
     const t = setUp();
     t.gate.offer({ type: 'login' }, -1, 'login');
@@ -195,6 +199,9 @@ describe('SessionGate', () => {
     expect(type).toBe('explode');
     expect(error.code).toBe('REMOTE_ERROR');
     expect(error.message).toMatch(/^The session machine failed taking "explode" \(Error: the session broke\); the connection is closing\.$/);
+    // What the session threw travels with the report: the error itself and its description.
+    expect((error as Error & { cause?: unknown }).cause).toBe(t.remoteErrors[0]![2]);
+    expect((error as Error & { remote?: unknown }).remote).toMatchObject({ name: 'Error', message: 'the session broke' });
     expect(t.gate.offering).toBeUndefined();
   });
 
