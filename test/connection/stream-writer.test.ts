@@ -280,6 +280,51 @@ describe('StreamWriter', () => {
   });
 });
 
+describe('StreamWriter: the handler’s span (when the connection traces) ends with the stream’s outcome', () => {
+  function traced(credit: number) {
+    const t = setUp(credit);
+    const outcomes: unknown[][] = [];
+    t.ctx.span = {
+      carrier: undefined,
+      ok: () => outcomes.push(['ok']),
+      fail: (code: string, error?: unknown) => outcomes.push(error === undefined ? ['fail', code] : ['fail', code, error]),
+      cancelled: () => outcomes.push(['cancelled']),
+    };
+    return { ...t, outcomes };
+  }
+
+  it('ok when the stream ended, REMOTE_ERROR with the error when the source threw', async () => {
+    const ended = traced(10);
+    await ended.writer.produce(7, 'numbers', ended.ctx, source(2).iterable, undefined);
+    expect(ended.outcomes).toEqual([['ok']]);
+    const failed = traced(10);
+    const boom = new Error('disk gone');
+    const throwing = (async function* () {
+      yield 1;
+      throw boom;
+    })();
+    await failed.writer.produce(7, 'numbers', failed.ctx, throwing, undefined);
+    expect(failed.outcomes).toEqual([['fail', 'REMOTE_ERROR', boom]]);
+  });
+
+  it('CANCELLED when the asker cancelled; CONNECTION_CLOSED when the connection went while it waited', async () => {
+    const cancelled = traced(1);
+    const one = cancelled.writer.produce(7, 'numbers', cancelled.ctx, source().iterable, undefined);
+    await settle();
+    cancelled.ctx.abort(new Error('cancelled'));
+    cancelled.writer.wake(7);
+    await one;
+    expect(cancelled.outcomes).toEqual([['cancelled']]);
+    const gone = traced(1);
+    const two = gone.writer.produce(7, 'numbers', gone.ctx, source().iterable, undefined);
+    await settle();
+    gone.life.released = true;
+    gone.writer.release();
+    await two;
+    expect(gone.outcomes).toEqual([['fail', 'CONNECTION_CLOSED']]);
+  });
+});
+
 // Not tested, because no input tells it apart (mutation testing reports it as a survivor): a
 // CREDIT of 0 let through (`more > 0` made `>= 0`) wakes a producer waiting for credit, which finds
 // none and waits again; the same items go out.
