@@ -197,3 +197,23 @@ describe('PendingReplies', () => {
   // - `if (this.timer)` made true before clearTimeout: clearTimeout(undefined) does nothing;
   // - the sweep's `ask.deadline < next` made `<=`: an equal deadline gives the same `next`.
 });
+
+describe('PendingReplies.entries (the asks waiting, for work in flight)', () => {
+  it('lists every waiting ask once with its own id, in slot order, and none that was taken', () => {
+    const table = new PendingReplies(() => {});
+    expect([...table.entries()]).toEqual([]); // no slots before the first ask
+    const asks = Array.from({ length: 5 }, () => ask());
+    const ids = asks.map((a) => {
+      const id = table.allocateId();
+      table.add(id, a);
+      return id;
+    });
+    expect(table.take(ids[1]!)).toBe(asks[1]);
+    expect(table.take(ids[3]!)).toBe(asks[3]);
+    const listed = [...table.entries()];
+    expect(listed.map(([id]) => id).sort((x, y) => x - y)).toEqual([ids[0], ids[2], ids[4]].sort((x, y) => x! - y!));
+    for (const [id, item] of listed) expect(item).toBe(asks[ids.indexOf(id)]);
+    table.rejectAll(new ConverseError('CONNECTION_CLOSED', 'gone'));
+    expect([...table.entries()]).toEqual([]);
+  });
+});
