@@ -216,4 +216,7 @@ describe('PendingReplies.entries (the asks waiting, for work in flight)', () => 
     table.rejectAll(new ConverseError('CONNECTION_CLOSED', 'gone'));
     expect([...table.entries()]).toEqual([]);
   });
+  // Not tested, because no input tells it apart (mutation testing reports it as a survivor): the
+  // loop bound `i <= slots.length` in entries() looks at one slot past the end, which is undefined
+  // and skipped like an empty slot.
 });
