@@ -24,6 +24,7 @@ export const RECORDED_SESSION_TRANSITIONS = 16;
 /** Frames the ring holds when it is first made (it doubles up to the capacity). */
 const FIRST_RING = 8;
 const NO_FRAMES = new Float64Array(0);
+/** Shared and never written: each ring is replaced by its own array before its first write. */
 const NO_TYPES: Array<string | undefined> = [];
 
 /** The kind byte of a frame whose body could not be decoded, or was not an envelope. */
@@ -129,8 +130,8 @@ export class FlightRecorder {
   private transitionsSeen = 0;
   /** Session transitions: allocated on the first one (most connections have no session). */
   private sessionTimes: Float64Array | undefined;
-  private sessionEvents: Array<string | undefined> = [];
-  private sessionValues: unknown[] = [];
+  private sessionEvents: Array<string | undefined> = NO_TYPES;
+  private sessionValues: unknown[] = NO_TYPES;
   private sessionSeen = 0;
 
   constructor(readonly capacity: number = DEFAULT_RECORDED_FRAMES) {}
@@ -192,7 +193,12 @@ export class FlightRecorder {
 
   /** The session machine moved to `value` (a state value, kept by reference), taking `event` when a peer's message moved it. */
   sessionState(event: string | undefined, value: unknown): void {
-    const times = (this.sessionTimes ??= new Float64Array(RECORDED_SESSION_TRANSITIONS));
+    if (this.sessionTimes === undefined) {
+      this.sessionTimes = new Float64Array(RECORDED_SESSION_TRANSITIONS);
+      this.sessionEvents = [];
+      this.sessionValues = [];
+    }
+    const times = this.sessionTimes;
     const slot = this.sessionSeen % RECORDED_SESSION_TRANSITIONS;
     times[slot] = performance.now();
     this.sessionEvents[slot] = event;
