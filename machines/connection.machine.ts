@@ -12,6 +12,9 @@ import { ConverseError } from '../src/errors.js';
  * it when it starts, calls it from named actions, and releases it when it stops. (It is plain
  * code, not an invoked actor: a second actor per connection cost about 2 KB and its spawn.)
  *
+ * The context owns the lifecycle facts (the phase is the state; why it closed is `error`; who
+ * said goodbye); the transport reads them from the snapshot and keeps no copy.
+ *
  * The pending-reply table is in `context.pending`. It is a reference to a plain table the
  * transport fills on every ask; the machine never copies it, and rejects everything left in it
  * when the connection reaches `closed`.
@@ -94,6 +97,8 @@ export interface ConnectionContext {
   error: ConverseError | undefined;
   /** Whether the peer has said GOODBYE. */
   peerSaidGoodbye: boolean;
+  /** Whether this side has said GOODBYE (it does on entering `closing`). */
+  saidGoodbye: boolean;
   /** Input of the session actor, when the connection has one. */
   sessionInput: unknown;
 }
@@ -166,6 +171,7 @@ export const connectionMachine = setup({
         makeError('CONNECTION_CLOSED', `The connection did not finish closing within ${context.closeTimeout} ms and was cut off; work still in flight was abandoned.`),
     }),
     recordPeerGoodbye: assign({ peerSaidGoodbye: true }),
+    recordOwnGoodbye: assign({ saidGoodbye: true }),
     setCloseTimeout: assign({
       closeTimeout: ({ context, event }) => (event.type === 'CLOSE' && event.timeout !== undefined ? event.timeout : context.closeTimeout),
     }),
@@ -194,6 +200,7 @@ export const connectionMachine = setup({
     handshake: undefined,
     error: undefined,
     peerSaidGoodbye: false,
+    saidGoodbye: false,
     sessionInput: input.sessionInput,
   }),
   entry: 'attachTransport',
@@ -228,7 +235,7 @@ export const connectionMachine = setup({
       },
     },
     closing: {
-      entry: ['sendGoodbye', 'watchDrain'],
+      entry: ['recordOwnGoodbye', 'sendGoodbye', 'watchDrain'],
       after: {
         closeTimeout: { target: 'closed', actions: 'recordCloseTimeout' },
       },

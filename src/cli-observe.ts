@@ -35,11 +35,17 @@ export function workText(connections: ConnectionInfo[]): string {
       parts.push(`asking #${a.id} ${a.type}${a.ageMs === undefined ? '' : ` for ${seconds(a.ageMs)}`}${a.timeoutMs === null ? ', no timeout' : ` of ${seconds(a.timeoutMs)}`}${a.stream ? ' (stream)' : ''}`);
     }
     for (const s of work.streaming) parts.push(`streaming #${s.id} ${s.type}: ${s.itemsSent} sent, credit ${s.creditLeft}`);
-    if (work.reading.paused) parts.push(`reading paused (${work.reading.reasons.map((r) => (r === 'reader' ? 'the application is not taking messages' : 'the peer is not reading our replies')).join('; ')})`);
+    if (work.reading.paused) parts.push(`reading paused (${work.reading.reasons.map((r) => (Object.hasOwn(PAUSED_BECAUSE, r) ? PAUSED_BECAUSE[r] : 'another reason')).join('; ')})`);
     if (parts.length > 0) lines.push(`  ${c.id}  ${parts.join(' · ')}`);
   }
   return lines.length === 0 ? '' : `\nwork in flight:\n${lines.join('\n')}\n`;
 }
+
+const PAUSED_BECAUSE = {
+  reader: 'the application is not taking messages',
+  writes: 'the peer is not reading our replies',
+  'in-flight': 'maxInFlight of its messages are being handled',
+} as const;
 
 function seconds(ms: number): string {
   return ms < 1000 ? `${ms} ms` : `${(ms / 1000).toFixed(1)} s`;

@@ -59,6 +59,7 @@ async function establish(name: string, id: string, resolved: ResolvedOptions, op
     checksum: resolved.checksum,
     frameTimeout: resolved.frameTimeout,
     maxWriteBuffer: resolved.maxWriteBuffer,
+    maxInFlight: resolved.maxInFlight,
     keepalive: resolved.keepalive,
     protocolMeta: resolved.protocol,
     hasSession: resolved.session !== undefined,

@@ -4,7 +4,7 @@
  * is a supervisor actor with one child per client.
  */
 export { listen } from './listen.js';
-export { Server, type ServerEvents } from './server.js';
+export { Server, type BroadcastResult, type ServerEvents } from './server.js';
 export { connect } from './client.js';
 export { Connection, type ConnectionStateName, type IncomingMessage } from './connection/connection.js';
 export { ReconnectingConnection, type ReconnectOptions } from './reconnect.js';

@@ -35,6 +35,15 @@ export interface IntrospectionOptions {
   allow?: (peer: PeerCredentials) => boolean;
 }
 
+/**
+ * Handlers in progress at once per connection, by default. Enough for a pipelining client (a
+ * synchronous handler never holds a slot, an async one only until it settles) and about what
+ * HTTP/2 servers allow concurrent streams per connection; small enough that the answers a
+ * non-reading peer can make us hold, 64 × maxMessageSize (64 MiB at the default 1 MiB), stay
+ * the same order as the write budget (docs/RELIABILITY.md §5).
+ */
+export const DEFAULT_MAX_IN_FLIGHT = 64;
+
 /** An XState inspection observer (what `@statelyai/inspect`'s `inspector.inspect` is). */
 export type InspectOption = Observer<InspectionEvent> | ((event: InspectionEvent) => void);
 
@@ -77,6 +86,13 @@ export interface ConversationOptions<Local, Remote> {
    * @default 8388608 (8 MiB)
    */
   maxWriteBuffer?: number;
+  /**
+   * Handlers (and messages awaiting `reply`) in progress at once for one connection, asks and
+   * tells together. At the bound this side stops reading from that peer until half of them
+   * have finished: nothing is refused or dropped, the peer's writes wait in its own buffers.
+   * @default 64
+   */
+  maxInFlight?: number;
   /**
    * Detect a peer that stopped answering (a stopped or hung process): after `interval` ms
    * without hearing from it, send a probe; if nothing arrives within `timeout` ms more, close the
@@ -194,6 +210,7 @@ export interface ResolvedOptions {
   maxConnectionsPerPeer: number;
   frameTimeout: number;
   maxWriteBuffer: number;
+  maxInFlight: number;
   keepalive: { interval: number; timeout: number } | undefined;
   protocol: DeclaredProtocol | undefined;
   session: AnyStateMachine | undefined;
@@ -218,6 +235,7 @@ export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions
     trace: resolveTrace(options.trace),
     warnUnobservedErrors: options.warnUnobservedErrors !== false,
     maxWriteBuffer: options.maxWriteBuffer ?? DEFAULT_MAX_WRITE_BUFFER,
+    maxInFlight: options.maxInFlight ?? DEFAULT_MAX_IN_FLIGHT,
     keepalive:
       options.keepalive === undefined
         ? undefined
@@ -227,6 +245,7 @@ export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions
     throw new ConverseError('INVALID_ARGUMENT', `maxMessageSize must be an integer from ${MIN_MAX_MESSAGE_SIZE} to ${0xffffffff} bytes (got ${String(resolved.maxMessageSize)}).`);
   }
   positiveInteger('maxWriteBuffer', resolved.maxWriteBuffer, Number.MAX_SAFE_INTEGER);
+  positiveInteger('maxInFlight', resolved.maxInFlight, Number.MAX_SAFE_INTEGER);
   if (resolved.keepalive !== undefined && !(resolved.keepalive.interval > 0 && resolved.keepalive.timeout > 0)) {
     throw new ConverseError('INVALID_ARGUMENT', 'keepalive.interval and keepalive.timeout must be positive numbers of milliseconds.');
   }

@@ -45,6 +45,14 @@ export interface ServerPlugin {
 /** How long a refused socket may linger after its REJECT before it is cut off. */
 const REFUSED_LINGER_MS = 1000;
 
+/** What `broadcast()` did. */
+export interface BroadcastResult {
+  /** Connections the message was written to. */
+  sent: number;
+  /** Connections skipped because their peer is not reading (their write budget is used up). */
+  skipped: number;
+}
+
 export interface ServerEvents<ServerApi, ClientApi> {
   /** A connection finished its handshake. */
   connection: [connection: Connection<ServerApi, ClientApi>];
@@ -157,20 +165,26 @@ export class Server<ServerApi = any, ClientApi = any>
 
   /**
    * Tell every active connection. The message is encoded once and the same bytes are written to
-   * every socket. Rejects (after telling everyone it could) if some connection's agreed limit is
-   * smaller than the message.
+   * every socket. A connection whose peer has not read what it was sent before (its write
+   * budget, `maxWriteBuffer`, is used up) is skipped: a broadcast never queues bytes beyond the
+   * budget for a slow reader. Resolves with how many connections were sent the message and how
+   * many were skipped (each skip is counted in that connection's `stats.broadcastsSkipped`).
+   * Rejects (after telling everyone it could) if some connection's agreed limit is smaller than
+   * the message.
    */
-  async broadcast<K extends MessageType<ClientApi>>(event: { type: K } & MessageFields<ClientApi, K>): Promise<void> {
+  async broadcast<K extends MessageType<ClientApi>>(event: { type: K } & MessageFields<ClientApi, K>): Promise<BroadcastResult> {
     if (typeof event !== 'object' || event === null || typeof (event as { type?: unknown }).type !== 'string') {
       throw new ConverseError('INVALID_ARGUMENT', 'A message must be an object with a string "type".');
     }
     const frames = new SharedFrame([FrameKind.TELL, event]);
     frames.get(false, this.options.maxMessageSize); // encode now: an unencodable event fails before anything is sent
+    const result: BroadcastResult = { sent: 0, skipped: 0 };
     let missed = 0;
     let firstError: unknown;
     for (const connection of this.live.values()) {
       try {
-        connection.core.writeShared(frames);
+        if (connection.core.writeShared(frames)) result.sent++;
+        else result.skipped++;
       } catch (error) {
         missed++;
         firstError ??= error;
@@ -183,6 +197,7 @@ export class Server<ServerApi = any, ClientApi = any>
         { cause: firstError },
       );
     }
+    return result;
   }
 
   /**
@@ -217,6 +232,7 @@ export class Server<ServerApi = any, ClientApi = any>
       checksum: this.options.checksum,
       frameTimeout: this.options.frameTimeout,
       maxWriteBuffer: this.options.maxWriteBuffer,
+      maxInFlight: this.options.maxInFlight,
       keepalive: this.options.keepalive,
       internalHandlers: this.internalHandlers,
       schemas: this.options.protocol?.definition,

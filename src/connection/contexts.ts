@@ -64,6 +64,8 @@ export class IncomingMessageImpl implements InFlight {
   cancelled = false;
   /** @internal See InFlight. */
   since: number | undefined = undefined;
+  /** `reply` or `fail` was called (its answer may still wait for room). */
+  answered = false;
   constructor(
     private readonly answerer: Answerer,
     private readonly owner: { readonly facade: unknown },

@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { AnyActorRef, AnyStateMachine } from 'xstate';
-import type { ConnectionState, ConnectionTransport, TransportCommand, TransportEvent } from '../../machines/connection.machine.js';
+import type { ConnectionContext, ConnectionState, ConnectionTransport, TransportCommand, TransportEvent } from '../../machines/connection.machine.js';
 import { channels } from '../diagnostics.js';
 import { cachedMachineGraph, leafPaths } from '../machine-graph.js';
 import { ConverseError, connectionClosedError } from '../errors.js';
@@ -51,6 +51,8 @@ export interface CoreOptions {
   frameTimeout: number;
   /** User sends wait while more than this many bytes are queued on the stream. */
   maxWriteBuffer: number;
+  /** Handlers running at once for this peer (asks and tells); at the bound reading pauses. */
+  maxInFlight: number;
   /** Probe a silent peer every `interval` ms; close if it does not answer within `timeout` ms. */
   keepalive: { interval: number; timeout: number } | undefined;
   /** The library's own handlers for reserved `$…` message types (introspection). */
@@ -75,18 +77,14 @@ export interface CoreOptions {
 }
 
 export class ConnectionCore implements ConnectionTransport, Lifecycle {
-  phase: ConnectionState = 'handshake';
   readonly stats: ConnectionStats = newStats();
   /** The last frames and transitions, for when something goes wrong (and for tracing). */
   readonly recorder: FlightRecorder;
-  /** The connection actor (set when the machine starts this transport). */
+  /** The connection actor (set when the machine starts this transport); its snapshot owns the lifecycle facts. */
   actor: AnyActorRef | undefined;
-  /** Why the connection closed, when not cleanly. */
-  closeReason: ConverseError | undefined;
   peerVersion: number | undefined;
   /** The peer's declared protocol name and version, from its handshake. */
   peerProtocol: ProtocolMeta | undefined;
-  peerSaidGoodbye = false;
   released = false;
   readonly closed: Promise<void>;
   /** Phase listeners (connect() waits for `active`, the server registers connections). */
@@ -101,7 +99,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
 
   private readonly flow: ReadFlow;
   private readonly sender: Sender;
-  private readonly inFlight = new InFlightTable();
+  private readonly inFlight: InFlightTable;
   private readonly streams: StreamWriter;
   private readonly inbound: Inbound;
   private readonly outbound: Outbound;
@@ -109,9 +107,9 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   private send: ((event: TransportEvent) => void) | undefined;
   private handshakeReader: HandshakeReader | undefined = new HandshakeReader();
   private decoder: FrameDecoder | undefined;
-  private weSaidGoodbye = false;
-  private watchingDrain = false;
   private streamError: Error | undefined;
+  /** The phase last announced to `onPhase` and diagnostics (to tell a change; not a fact of its own). */
+  private announcedPhase: ConnectionState = 'handshake';
   private resolveClosed!: () => void;
   private facadeObject: unknown;
   /** A drain check is scheduled (see `settled`). */
@@ -131,6 +129,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.recorder = this.sender.recorder = new FlightRecorder(options.recordedFrames);
     this.recorder.transition('handshake');
     if (options.trace !== undefined) this.traceMessages(options.trace.level === 'verbose', options.trace.redact).sinks.add(options.trace.log ?? stderrSink);
+    this.inFlight = new InFlightTable(options.maxInFlight, this.flow, this);
     this.streams = new StreamWriter(this.sender, this, this.inFlight);
     const responder = new Responder(this.sender, this, this.inFlight, this.streams, options.schemas, this.tracing);
     this.inbound = new Inbound(
@@ -147,6 +146,28 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.outbound = new Outbound(this.sender, this, this.stats, options.replyTimeout, this.tracing, () => this.peerReadsTraceContext);
     // Listen for errors from the start: an 'error' with no listener would crash the process.
     socket.on('error', (error) => (this.streamError ??= error));
+  }
+
+  // ── Lifecycle facts: read from the machine's snapshot, never copied ───────────────────
+
+  private get context(): ConnectionContext | undefined {
+    return (this.actor?.getSnapshot() as { context?: ConnectionContext } | undefined)?.context;
+  }
+
+  /** The connection machine's state (`closed` once the actor is released). */
+  get phase(): ConnectionState {
+    if (this.released) return 'closed';
+    const snapshot = this.actor?.getSnapshot() as { value: ConnectionState } | undefined;
+    return snapshot === undefined ? 'handshake' : snapshot.value;
+  }
+
+  /** Why the connection closed, when not cleanly. */
+  get closeReason(): ConverseError | undefined {
+    return this.context?.error;
+  }
+
+  get peerSaidGoodbye(): boolean {
+    return this.context?.peerSaidGoodbye === true;
   }
 
   /** The public facade handlers receive as `ctx.connection` (set by it). */
@@ -283,10 +304,19 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     return this.outbound.tell(event);
   }
 
-  /** Write an already-encoded TELL shared by many connections (broadcast). */
-  writeShared(frames: SharedFrame): void {
-    if (this.phase !== 'active') return;
+  /**
+   * Write an already-encoded TELL shared by many connections (broadcast). False when it was
+   * skipped: the peer has not read what we sent before (the write budget is used up), and a
+   * broadcast never queues bytes beyond it for a slow reader.
+   */
+  writeShared(frames: SharedFrame): boolean {
+    if (this.phase !== 'active') return true;
+    if (this.sender.full) {
+      this.stats.broadcastsSkipped++;
+      return false;
+    }
     this.sender.writeShared(frames);
+    return true;
   }
 
   /** Resolves once the stream has taken everything written so far. */
@@ -300,7 +330,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.send = send;
     this.actor = actor;
     // The cached phase the hot path checks; snapshots change only on lifecycle events.
-    actor.subscribe((snapshot: { value: unknown }) => this.setPhase(snapshot.value as ConnectionState));
+    actor.subscribe((snapshot: { value: unknown }) => this.announce(snapshot.value as ConnectionState));
     const socket = this.socket;
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -325,13 +355,9 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   command(command: TransportCommand): void {
     switch (command.type) {
       case 'SEND_GOODBYE':
-        if (!this.weSaidGoodbye) {
-          this.weSaidGoodbye = true;
-          this.sender.writeControl(FrameKind.GOODBYE);
-        }
+        this.sender.writeControl(FrameKind.GOODBYE);
         return;
       case 'WATCH_DRAIN':
-        this.watchingDrain = true;
         this.settled();
         return;
       case 'END':
@@ -345,8 +371,6 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.released = true;
     this.send = undefined;
     if (this.deadlines !== undefined) unwatch(this.deadlines);
-    // Reasons the machine found itself (handshake or close timeout) are in its context.
-    this.closeReason ??= (this.actor?.getSnapshot() as { context?: { error?: ConverseError } } | undefined)?.context?.error;
     this.decoder?.stop();
     this.flow.stop();
     const reason = this.closeReason ?? connectionClosedError();
@@ -356,16 +380,17 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.inbound.incoming.end();
     this.sender.release(reason);
     if (!this.socket.destroyed) this.socket.destroy();
-    this.setPhase('closed');
+    this.announce('closed');
     // (A reason found only now, after the actor reached `closed` on its own, still gets its recording.)
-    if (this.closeReason !== undefined) this.closeReason.recording ??= this.recording();
+    const found = this.closeReason;
+    if (found !== undefined) found.recording ??= this.recording();
   }
 
-  /** Called from the actor's snapshot subscription. */
-  setPhase(phase: ConnectionState): void {
-    if (this.phase === phase || this.phase === 'closed') return;
-    const previous = this.phase;
-    this.phase = phase;
+  /** Tell `onPhase` and diagnostics of a new phase (from the actor's snapshot subscription). */
+  private announce(phase: ConnectionState): void {
+    const previous = this.announcedPhase;
+    if (previous === phase || previous === 'closed') return;
+    this.announcedPhase = phase;
     this.recorder.transition(phase);
     if (phase === 'active') this.watchSession();
     if (phase === 'active' && previous === 'handshake') {
@@ -385,24 +410,31 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
 
   // ── Lifecycle: what the parts report ────────────────────────────────────────────────────
 
-  /** Closing completes once the peer said goodbye and nothing of either side is in flight. */
+  /**
+   * The one signal that something which may hold a close open has finished (an ask of ours
+   * settled, an ask of the peer's answered). Closing completes once the peer said goodbye and
+   * nothing of either side is in flight.
+   */
   settled(): void {
-    if (!this.watchingDrain || this.drainCheckQueued) return;
+    if (this.drainCheckQueued || !this.drainable()) return;
     // Decided once the current read is handled, not in the middle of it: an ASK that came in the
     // same read as the peer's GOODBYE is still answered (CONNECTION_CLOSED, §7.1 step 3) before
     // this side ends its direction.
     this.drainCheckQueued = true;
     setImmediate(() => {
       this.drainCheckQueued = false;
-      if (!this.released && this.watchingDrain && this.peerSaidGoodbye && this.pending.size === 0 && this.inFlight.size === 0) {
-        this.watchingDrain = false;
-        this.report({ type: 'TRANSPORT.DRAINED' });
-      }
+      if (!this.released && this.drainable()) this.report({ type: 'TRANSPORT.DRAINED' });
     });
   }
 
+  /** Closing, the peer said goodbye, and nothing of either side is in flight. */
+  private drainable(): boolean {
+    if (this.pending.size !== 0 || this.inFlight.size !== 0) return false;
+    const snapshot = this.actor?.getSnapshot() as { value: ConnectionState; context: ConnectionContext } | undefined;
+    return snapshot?.value === 'closing' && snapshot.context.peerSaidGoodbye;
+  }
+
   fail(error: ConverseError): void {
-    this.closeReason ??= error;
     this.decoder?.stop();
     this.report({ type: 'TRANSPORT.FAILED', error });
   }
@@ -476,14 +508,13 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     // their connection.
     if (this.facadeObject === undefined) this.flow.pause(PauseReason.FACADE);
     this.sender.framing = true;
-    this.deadlines = new Deadlines(this.options, decoder, this.sender, this.stats, (error) => this.fail(error));
+    this.deadlines = new Deadlines(this.options, decoder, this.sender, this.stats, this.flow, (error) => this.fail(error));
     watch(this.deadlines);
     this.report({ type: 'TRANSPORT.HANDSHAKE_SUCCEEDED', checksum: agreement.checksum, peerMaxMessageSize: agreement.peerMaxMessageSize, peerVersion: agreement.peerVersion });
   }
 
   private failHandshake(error: ConverseError, destroy: boolean): void {
     this.handshakeReader = undefined;
-    this.closeReason ??= error;
     this.report({ type: 'TRANSPORT.HANDSHAKE_FAILED', error });
     if (destroy) this.socket.destroy();
   }
@@ -495,20 +526,22 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     // protocol violation to report, not an ordinary goodbye.
     const truncated = this.decoder?.inFrame === true;
     this.decoder?.stop();
+    let reason: ConverseError | undefined;
     if (this.closeReason === undefined) {
+      const context = this.context;
       if (truncated && this.streamError === undefined) {
-        this.closeReason = protocolError('it closed the connection in the middle of a frame (the frame was truncated)');
+        reason = protocolError('it closed the connection in the middle of a frame (the frame was truncated)');
       } else if (this.phase === 'handshake') {
-        this.closeReason = new ConverseError(
+        reason = new ConverseError(
           'HANDSHAKE_FAILED',
           `The ${this.options.role === 'client' ? 'server' : 'client'} closed the connection during the handshake${this.streamError ? ` (${this.streamError.message})` : ''}.`,
           { cause: this.streamError },
         );
-      } else if (this.streamError !== undefined || !(this.weSaidGoodbye && this.peerSaidGoodbye)) {
-        this.closeReason = connectionClosedError(this.streamError ?? new Error('the peer went away'));
+      } else if (this.streamError !== undefined || !(context?.saidGoodbye === true && context.peerSaidGoodbye)) {
+        reason = connectionClosedError(this.streamError ?? new Error('the peer went away'));
       }
     }
-    this.report({ type: 'TRANSPORT.CLOSED', error: this.closeReason });
+    this.report({ type: 'TRANSPORT.CLOSED', error: reason });
   }
 
   /** The frame router: each frame goes to the part that owns its kind. */
@@ -589,10 +622,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
         this.streams.wake(id);
         return;
       case FrameKind.GOODBYE:
-        if (!this.peerSaidGoodbye) {
-          this.peerSaidGoodbye = true;
-          this.report({ type: 'TRANSPORT.PEER_GOODBYE' });
-        }
+        if (!this.peerSaidGoodbye) this.report({ type: 'TRANSPORT.PEER_GOODBYE' });
         return;
     }
   }

@@ -2,6 +2,7 @@ import { ConverseError, connectionClosedError } from '../errors.js';
 import { FrameKind } from '../wire/constants.js';
 import type { FrameDecoder } from '../wire/framing.js';
 import type { Watched } from '../watchdog.js';
+import { PauseReason, type ReadFlow } from './flow.js';
 import type { Sender } from './sender.js';
 import type { ConnectionStats } from './stats.js';
 
@@ -11,6 +12,13 @@ export interface DeadlineOptions {
   /** Probe a silent peer every `interval` ms; close if it does not answer within `timeout` ms. */
   keepalive: { interval: number; timeout: number } | undefined;
 }
+
+/**
+ * While reading from the peer is paused for it (its handlers hold every in-flight slot, or the
+ * application is not iterating), a peer that dies goes unseen: its end of the stream is behind
+ * bytes we do not read. A PING this often while paused makes a dead peer's stream fail (EPIPE).
+ */
+const PAUSED_PROBE_MS = 1000;
 
 /**
  * The slow deadlines of one connection, checked by the process-wide watchdog tick: a frame that
@@ -25,12 +33,14 @@ export class Deadlines implements Watched {
   private pingSentAt = -1;
   private lastHandedOver = 0;
   private writeStalledSince = 0;
+  private lastProbe = 0;
 
   constructor(
     private readonly options: DeadlineOptions,
     private readonly decoder: FrameDecoder,
     private readonly sender: Sender,
     private readonly stats: ConnectionStats,
+    private readonly flow: ReadFlow,
     private readonly fail: (error: ConverseError) => void,
   ) {
     this.lastHeard = performance.now();
@@ -63,6 +73,10 @@ export class Deadlines implements Watched {
       }
     } else {
       this.writeStalledSince = now;
+    }
+    if (this.flow.isPausedFor(PauseReason.IN_FLIGHT | PauseReason.READER) && now - this.lastProbe >= PAUSED_PROBE_MS) {
+      this.lastProbe = now;
+      sender.writeControl(FrameKind.PING);
     }
     const keepalive = this.options.keepalive;
     if (keepalive !== undefined) {

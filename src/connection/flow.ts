@@ -16,6 +16,8 @@ export const PauseReason = {
    * made when connect() resolves): a handler run now would see `ctx.connection` undefined.
    */
   FACADE: 4,
+  /** maxInFlight handlers are running for this peer. */
+  IN_FLIGHT: 8,
 } as const;
 
 export class ReadFlow {

@@ -1,14 +1,18 @@
-import type { HandlerContextImpl, InFlight } from './contexts.js';
+import type { InFlight } from './contexts.js';
+import { PauseReason, type ReadFlow } from './flow.js';
+import type { Lifecycle } from './lifecycle.js';
 
 /**
  * What the peer asked or told that this side has not finished: asks by id (a handler running,
- * or a message waiting for `reply`), and tells whose handler is still running. Aborted all at
- * once when the connection goes.
+ * a message waiting for `reply`, a message still being validated) and tells whose handler still
+ * runs. It owns the `maxInFlight` bound: at the bound, reading from the peer pauses (nothing is
+ * refused or dropped) and resumes once half of them have finished. Each finished ask is the
+ * `settled()` signal closing waits for.
  */
 export class InFlightTable {
   private readonly asks = new Map<number, InFlight>();
-  /** Handlers of tells still running (async): their ctx.signal aborts when the connection closes. */
-  private readonly tells = new Set<HandlerContextImpl>();
+  private readonly tells = new Set<InFlight>();
+  private readonly lowWater: number;
   /**
    * The ask whose handler is running synchronously right now (see `enter`): most handlers answer
    * before they return, so their asks never touch the Map. Nothing from the peer can arrive while
@@ -18,8 +22,22 @@ export class InFlightTable {
   private currentId = -1;
   private current: InFlight | undefined;
 
+  constructor(
+    readonly max: number,
+    private readonly flow: ReadFlow,
+    private readonly life: Lifecycle,
+  ) {
+    this.lowWater = Math.floor(max / 2);
+  }
+
+  /** Asks not yet answered (closing waits for them). */
   get size(): number {
     return this.asks.size + (this.current === undefined ? 0 : 1);
+  }
+
+  /** Asks and tells in progress (what maxInFlight bounds). */
+  get running(): number {
+    return this.size + this.tells.size;
   }
 
   /** An ask with this id is in progress and not cancelled (the peer may not reuse its id). */
@@ -34,6 +52,7 @@ export class InFlightTable {
   startAsk(id: number, item: InFlight): void {
     item.since = performance.now();
     this.asks.set(id, item);
+    this.grew();
   }
 
   /** Asks in progress (id, item), and tells whose handlers still run (id -1): for work in flight. */
@@ -60,27 +79,51 @@ export class InFlightTable {
     this.currentId = -1;
     item.since = performance.now(); // only asks that outlive their turn are stamped
     this.asks.set(id, item);
+    this.grew();
   }
 
-  /** Remove `item`'s entry; false if it is not (any more) the one under `id`. */
-  finished(id: number, item: InFlight): boolean {
-    if (this.current === item && this.currentId === id) {
-      this.current = undefined;
-      this.currentId = -1;
-      return true;
-    }
-    if (this.asks.get(id) !== item) return false;
-    this.asks.delete(id);
+  /** Hand ask `id` from `from` (its validation, say) to `to` (its handler) without finishing it. */
+  handOver(id: number, from: InFlight, to: InFlight): boolean {
+    if (this.get(id) !== from) return false;
+    to.since = from.since;
+    if (this.current === from) this.current = to;
+    else this.asks.set(id, to);
     return true;
   }
 
-  startTell(ctx: HandlerContextImpl): void {
-    ctx.since = performance.now();
-    this.tells.add(ctx);
+  /**
+   * Ask `id` is answered (or its asker cancelled it): remove `item`'s entry. Call it after the
+   * answer is written: closing may complete now. False if `item` is not (any more) under `id`.
+   */
+  finish(id: number, item: InFlight): boolean {
+    if (this.current === item && this.currentId === id) {
+      this.current = undefined;
+      this.currentId = -1;
+    } else {
+      if (this.asks.get(id) !== item) return false;
+      this.asks.delete(id);
+      this.shrank();
+    }
+    this.life.settled();
+    return true;
   }
 
-  finishTell(ctx: HandlerContextImpl): void {
-    this.tells.delete(ctx);
+  startTell(item: InFlight): void {
+    item.since = performance.now();
+    this.tells.add(item);
+    this.grew();
+  }
+
+  finishTell(item: InFlight): void {
+    if (this.tells.delete(item)) this.shrank();
+  }
+
+  private grew(): void {
+    if (this.running >= this.max) this.flow.pause(PauseReason.IN_FLIGHT);
+  }
+
+  private shrank(): void {
+    if (this.running <= this.lowWater && this.flow.isPausedFor(PauseReason.IN_FLIGHT)) this.flow.resume(PauseReason.IN_FLIGHT);
   }
 
   /** The connection is gone: every handler sees its signal abort. */
@@ -91,7 +134,7 @@ export class InFlightTable {
     current?.abort(reason);
     for (const item of this.asks.values()) item.abort(reason);
     this.asks.clear();
-    for (const ctx of this.tells) ctx.abort(reason);
+    for (const item of this.tells) item.abort(reason);
     this.tells.clear();
   }
 }

@@ -2,7 +2,7 @@ import type { AnyActorRef } from 'xstate';
 import { AsyncQueue } from '../async-queue.js';
 import { ConverseError, type ErrorCode } from '../errors.js';
 import { describeIssues, toValidationIssues, type ProtocolDefinition, type StandardSchemaResult, type StandardSchemaV1, type ValidationIssue } from '../protocol.js';
-import { IncomingMessageImpl } from './contexts.js';
+import { IncomingMessageImpl, type HandlerContextImpl } from './contexts.js';
 import { protocolError } from './failures.js';
 import { PauseReason, type ReadFlow } from './flow.js';
 import type { InFlightTable } from './in-flight.js';
@@ -63,7 +63,7 @@ export class Inbound {
     private readonly awaitingReplies: () => boolean,
   ) {
     if (options.hasSession === true) {
-      this.gate = new SessionGate(findSession, responder, sender, life, (id, type, code, message) => this.refuse(id, type, code, message));
+      this.gate = new SessionGate(findSession, options.handlers, options.schemas, responder, life, (id, type, code, message, held) => this.refuse(id, type, code, message, undefined, held));
     }
     this.incoming.onTake = () => {
       if (this.flow.isPausedFor(PauseReason.READER) && this.incoming.size <= INCOMING_LOW_WATER) this.flow.resume(PauseReason.READER);
@@ -122,7 +122,7 @@ export class Inbound {
     if (schemas !== undefined) {
       const declared = Object.hasOwn(schemas, type) ? schemas[type] : undefined;
       if (declared === undefined) {
-        this.refuse(id, type, 'NO_HANDLER', `"${type}" is not a message of the peer's declared protocol (${Object.keys(schemas).join(', ') || 'none'}).`);
+        this.refuse(id, type, 'NO_HANDLER', `"${type}" is not a message of the peer's declared protocol (${Object.keys(schemas).join(', ') || 'none'}).`, undefined, undefined);
         return;
       }
       if (declared.input !== undefined) {
@@ -132,61 +132,83 @@ export class Inbound {
           result = declared.input['~standard'].validate(fields);
         } catch (error) {
           // A validator that throws (a bug in it) must not take the connection or the process down.
-          this.refuse(id, type, 'INVALID_MESSAGE', `validating "${type}" failed: ${(error as Error)?.message ?? error}`);
+          this.refuse(id, type, 'INVALID_MESSAGE', `validating "${type}" failed: ${(error as Error)?.message ?? error}`, undefined, undefined);
           return;
         }
         if (result instanceof Promise) {
-          // An async validator: the handler runs once it settles (a later sync message may overtake it).
+          // An async validator: the handler runs once it settles (a later sync message may
+          // overtake it). Meanwhile the message holds its in-flight slot, so it counts against
+          // maxInFlight and is aborted with the connection (its handler then never starts).
+          const held = this.responder.context(id, type, credit, this.session);
+          if (id >= 0) this.inFlight.startAsk(id, held);
+          else this.inFlight.startTell(held);
           result.then(
-            (settled) => this.afterValidation(settled, type, id, credit, carrier),
-            (error) => this.refuse(id, type, 'INVALID_MESSAGE', `validating "${type}" failed: ${(error as Error)?.message ?? error}`),
+            (settled) => this.afterValidation(settled, type, id, credit, held, carrier),
+            (error) => this.refuse(id, type, 'INVALID_MESSAGE', `validating "${type}" failed: ${(error as Error)?.message ?? error}`, undefined, held),
           );
           return;
         }
-        this.afterValidation(result, type, id, credit, carrier);
+        this.afterValidation(result, type, id, credit, undefined, carrier);
         return;
       }
     }
-    this.deliver(event as { type: string }, id, type, credit, carrier);
+    this.deliver(event as { type: string }, id, type, credit, undefined, carrier);
   }
 
-  private afterValidation(result: StandardSchemaResult<unknown>, type: string, id: number, credit: number, carrier: TraceCarrier | undefined): void {
+  private afterValidation(result: StandardSchemaResult<unknown>, type: string, id: number, credit: number, held: HandlerContextImpl | undefined, carrier: TraceCarrier | undefined): void {
+    // The connection closed (or the asker cancelled) while the validator ran: nothing to start.
+    if (held?.cancelled === true) {
+      if (id >= 0) this.inFlight.finish(id, held);
+      else this.inFlight.finishTell(held);
+      return;
+    }
     if (result.issues !== undefined) {
       const issues = toValidationIssues(result.issues);
-      this.refuse(id, type, 'INVALID_MESSAGE', `"${type}" does not match the declared protocol: ${describeIssues(issues)}.`, issues);
+      this.refuse(id, type, 'INVALID_MESSAGE', `"${type}" does not match the declared protocol: ${describeIssues(issues)}.`, issues, held);
       return;
     }
     const value = result.value;
     // The handler sees what the validator produced (it may have coerced or stripped fields).
     const event = typeof value === 'object' && value !== null ? { ...(value as object), type } : { type };
-    this.deliver(event, id, type, credit, carrier);
+    this.deliver(event, id, type, credit, held, carrier);
   }
 
-  /** Answer an ask with an error (a tell has no one to answer: it is counted and reported). */
-  private refuse(id: number, type: string, code: ErrorCode, message: string, issues?: ValidationIssue[]): void {
+  /**
+   * Answer an ask with an error (a tell has no one to answer: it is counted and reported).
+   * `held`: the message's in-flight slot, when it has one (it waited for an async validator).
+   */
+  private refuse(id: number, type: string, code: ErrorCode, message: string, issues: ValidationIssue[] | undefined, held: HandlerContextImpl | undefined): void {
     if (id >= 0) {
-      this.sender.writeError(id, code, message, undefined, issues);
+      this.responder.refuse(id, type, code, message, issues, held);
       return;
     }
+    if (held !== undefined) this.inFlight.finishTell(held);
     this.stats.unhandledTells++;
     this.life.reportLocal(new ConverseError(code, `A tell was dropped: ${message}`, issues ? { issues } : undefined), type);
   }
 
-  private deliver(event: { type: string }, id: number, type: string, credit: number, carrier: TraceCarrier | undefined): void {
+  private deliver(event: { type: string }, id: number, type: string, credit: number, held: HandlerContextImpl | undefined, carrier: TraceCarrier | undefined): void {
     let gated: number = Gate.PASS;
     if (this.gate !== undefined) {
-      gated = this.gate.offer(event, id, type);
-      if (gated === Gate.DONE) return;
+      gated = this.gate.offer(event, id, type, held);
+      if (gated === Gate.DONE) {
+        if (id < 0 && held !== undefined) this.inFlight.finishTell(held);
+        return;
+      }
     }
     const handlers = this.options.handlers;
     if (handlers !== undefined) {
       const handler = Object.hasOwn(handlers, type) ? handlers[type] : undefined;
       if (typeof handler !== 'function') {
-        if (gated === Gate.TAKEN && id < 0) return; // a tell the session took is handled
-        this.refuse(id, type, 'NO_HANDLER', `The peer has no handler for "${type}". Check that both sides use the same protocol (message types: ${Object.keys(handlers).join(', ') || 'none'}).`);
+        if (gated === Gate.TAKEN && id < 0) {
+          // a tell the session took is handled
+          if (held !== undefined) this.inFlight.finishTell(held);
+          return;
+        }
+        this.refuse(id, type, 'NO_HANDLER', `The peer has no handler for "${type}". Check that both sides use the same protocol (message types: ${Object.keys(handlers).join(', ') || 'none'}).`, undefined, held);
         return;
       }
-      this.responder.run(handler, event, id, type, credit, this.session, carrier);
+      this.responder.run(handler, event, id, type, credit, this.session, held, carrier);
       return;
     }
     if (this.unread) {
@@ -194,7 +216,12 @@ export class Inbound {
       return;
     }
     const message = new IncomingMessageImpl(this.responder, this.life, event, id);
-    if (id >= 0) this.inFlight.startAsk(id, message);
+    if (id >= 0) {
+      if (held === undefined) this.inFlight.startAsk(id, message);
+      else this.inFlight.handOver(id, held, message);
+    } else if (held !== undefined) {
+      this.inFlight.finishTell(held);
+    }
     this.incoming.push(message);
     if (this.incoming.size >= INCOMING_HIGH_WATER) {
       if (!this.reader && this.options.role === 'client' && (this.awaitingReplies() || this.queuedAsk())) this.stopHoldingUnread();
@@ -217,9 +244,9 @@ export class Inbound {
     );
     for (const message of this.incoming.takeAll()) {
       if (message.id >= 0) {
-        if (!this.inFlight.finished(message.id, message)) continue; // cancelled meanwhile
+        if (this.inFlight.get(message.id) !== message) continue; // cancelled meanwhile
         this.refuseUnread(message.id, message.event.type);
-        this.life.settled();
+        this.inFlight.finish(message.id, message); // after the answer: closing may complete
       } else this.refuseUnread(-1, message.event.type);
     }
     this.flow.resume(PauseReason.READER); // delivers what was held back: refused the same way
@@ -231,6 +258,6 @@ export class Inbound {
   }
 
   private refuseUnread(id: number, type: string): void {
-    this.refuse(id, type, 'NO_HANDLER', `"${type}" arrived on a connection with no handlers that nobody iterates.`);
+    this.refuse(id, type, 'NO_HANDLER', `"${type}" arrived on a connection with no handlers that nobody iterates.`, undefined, undefined);
   }
 }

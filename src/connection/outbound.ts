@@ -30,7 +30,10 @@ export class Outbound {
     private readonly peerReadsTellContext: () => boolean = () => false,
   ) {
     this.pending = new PendingReplies(
-      (id) => sender.writeControl(FrameKind.CANCEL, id),
+      (id) => {
+        sender.writeControl(FrameKind.CANCEL, id);
+        life.settled();
+      },
       (id, ask, error) => {
         if (channels.askError.hasSubscribers) channels.askError.publish({ connection: life.facade, id, type: ask.type, error });
       },

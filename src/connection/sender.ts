@@ -12,7 +12,10 @@ import type { ConnectionStats } from './stats.js';
 
 /**
  * Every byte this side sends leaves through here: the frame writers, corking, and the write
- * budget (`maxWriteBuffer`) with the senders waiting for room under it.
+ * budget (`maxWriteBuffer`). The budget covers every frame: a frame written as the answer to
+ * something the peer just sent may pass it by one frame (reading from the peer then pauses, so
+ * it cannot make us write more), and every other producer (async replies and errors, stream
+ * items, our own asks and tells) waits for room first; broadcasts skip a peer that has none.
  */
 export class Sender {
   /** Per-frame CRC-32, as the handshake agreed. */
@@ -31,8 +34,12 @@ export class Sender {
   private batchBytes = 0;
   /** A batch leaves once it holds this many frames: FIRST_BATCH, doubling within a tick up to MAX_BATCH. */
   private batchLimit = FIRST_BATCH;
-  /** Senders waiting for the write buffer to fall under maxWriteBuffer. */
+  /** User sends waiting for the write buffer to fall under maxWriteBuffer (with a timeout). */
   private roomWaiters: Array<{ resolve(): void; reject(error: unknown): void }> = [];
+  /** Writers waiting for room, called in order, each once there is room (see `whenRoom`). */
+  private writers: Array<() => void> = [];
+  /** Called when a frame written over the budget has been handed to the OS. */
+  private readonly onFlushed = (): void => this.checkRoom();
 
   constructor(
     private readonly stream: Duplex,
@@ -60,8 +67,10 @@ export class Sender {
     return this.stream.destroyed;
   }
 
+  /** No room: the budget is used up, or the stream can take nothing more (writers then wait for the release). */
   get full(): boolean {
-    return this.stream.writableLength >= this.maxWriteBuffer;
+    const stream = this.stream;
+    return stream.writableLength >= this.maxWriteBuffer || stream.destroyed || stream.writableEnded;
   }
 
   /** Handshake bytes: before framing, never corked. */
@@ -94,7 +103,11 @@ export class Sender {
     }
     this.stats.messagesOut++;
     this.stats.bytesOut += frame.length;
-    stream.write(frame);
+    const over = stream.writableLength + frame.length > this.maxWriteBuffer;
+    // Over the budget, the write's callback tells when room comes back ('drain' alone does not:
+    // Node emits it only past its own high-water mark, which may be above maxWriteBuffer).
+    if (over) stream.write(frame, this.onFlushed);
+    else stream.write(frame);
     this.batchBytes += frame.length;
     if (++this.batchFrames >= this.batchLimit || this.batchBytes >= BATCH_BYTES) {
       if (this.batchLimit < MAX_BATCH) this.batchLimit *= 2;
@@ -102,7 +115,16 @@ export class Sender {
     }
     // Over the limit (replies to a peer that asks faster than it reads): stop reading its asks
     // until it catches up, so it cannot make us buffer without bound.
-    if (stream.writableLength > this.maxWriteBuffer) this.flow.pause(PauseReason.WRITES);
+    if (over) this.flow.pause(PauseReason.WRITES);
+  }
+
+  /**
+   * Call `write` as soon as the write buffer is under the budget: now, or in order once the peer
+   * has read enough. `write` must check that what it writes is still wanted.
+   */
+  whenRoom(write: () => void): void {
+    if (this.writers.length === 0 && !this.full) write();
+    else this.writers.push(write);
   }
 
   /** Let the corked batch go now. */
@@ -180,6 +202,14 @@ export class Sender {
   }
 
   private onDrain(): void {
+    this.checkRoom();
+  }
+
+  private checkRoom(): void {
+    if (this.full) return;
+    // Writers first, one at a time while there is room: each may fill it again.
+    while (this.writers.length > 0 && !this.full) this.writers.shift()!();
+    if (this.full) return;
     this.flow.resume(PauseReason.WRITES);
     if (this.roomWaiters.length > 0) {
       for (const waiter of this.roomWaiters.splice(0)) waiter.resolve();
@@ -189,7 +219,7 @@ export class Sender {
   /** Resolves when user sends may go ahead: the write buffer is under maxWriteBuffer. */
   whenWritable(timeout: number, signal: AbortSignal | undefined, type: string): Promise<void> {
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
+      const timer = !Number.isFinite(timeout) ? undefined : setTimeout(() => {
         const index = this.roomWaiters.indexOf(waiter);
         if (index >= 0) this.roomWaiters.splice(index, 1);
         reject(
@@ -222,9 +252,10 @@ export class Sender {
     });
   }
 
-  /** The connection is gone: every sender still waiting for room fails. */
+  /** The connection is gone: every sender still waiting for room fails; writers run (and find it gone). */
   release(reason: ConverseError): void {
     for (const waiter of this.roomWaiters.splice(0)) waiter.reject(connectionClosedError(reason));
+    for (const write of this.writers.splice(0)) write();
   }
 }
 

@@ -8,8 +8,10 @@ export interface ConnectionStats {
   lateReplies: number;
   /** Tells of a type without a handler (dropped; there is no one to tell). */
   unhandledTells: number;
+  /** Broadcasts skipped because the peer was not reading (its write budget was used up). */
+  broadcastsSkipped: number;
 }
 
 export function newStats(): ConnectionStats {
-  return { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, lateReplies: 0, unhandledTells: 0 };
+  return { messagesIn: 0, messagesOut: 0, bytesIn: 0, bytesOut: 0, lateReplies: 0, unhandledTells: 0, broadcastsSkipped: 0 };
 }

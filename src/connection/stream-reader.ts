@@ -82,6 +82,7 @@ export function readStream(asker: StreamAsker, event: { type: string }, options:
         failure = abortedError(event.type, signal);
         span?.fail('ABORTED', failure);
         items.end();
+        life.settled();
       };
       signal.addEventListener('abort', ask.onAbort, { once: true });
     }
@@ -110,6 +111,7 @@ export function readStream(asker: StreamAsker, event: { type: string }, options:
       if (id >= 0 && pending.take(id) !== undefined) {
         sender.writeControl(FrameKind.CANCEL, id);
         span?.cancelled(); // the consumer stopped early: not a failure
+        life.settled();
       }
       items.end();
       return { value: undefined, done: true };

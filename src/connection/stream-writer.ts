@@ -55,10 +55,11 @@ export class StreamWriter {
   async produce(id: number, type: string, ctx: HandlerContextImpl, items: AsyncIterable<unknown>, output: StandardSchemaV1 | undefined): Promise<void> {
     const producer: Producer = { credit: ctx.credit, wake: undefined, sent: 0, type };
     this.producing.set(id, producer);
-    const iterator = items[Symbol.asyncIterator]();
+    let iterator: AsyncIterator<unknown> | undefined;
     let failed: unknown;
     let ended = false;
     try {
+      iterator = items[Symbol.asyncIterator]();
       for (;;) {
         if (ctx.cancelled || this.life.released) break;
         if (producer.credit <= 0) {
@@ -84,23 +85,61 @@ export class StreamWriter {
           }
           value = result.value;
         }
-        this.sender.writeEnvelope([FrameKind.STREAM_ITEM, id, value]);
-        producer.sent++;
+        // The item waits for room in the write budget: however large the asker's window, it
+        // cannot make us buffer more than maxWriteBuffer for it.
+        if (this.sender.full) {
+          await this.writeWhenRoom(id, ctx, value, producer);
+        } else {
+          this.sender.writeEnvelope([FrameKind.STREAM_ITEM, id, value]);
+          producer.sent++;
+        }
       }
     } catch (error) {
       failed = error;
-    } finally {
-      this.producing.delete(id);
-      if (!ended) await Promise.resolve(iterator.return?.()).catch(() => {});
-      if (ctx.span !== undefined) {
-        if (failed === undefined && !ended && !ctx.cancelled) ctx.span.fail('CONNECTION_CLOSED');
-        else ctx.endSpan(failed, failed !== undefined);
-      }
-      if (this.inFlight.finished(id, ctx) && !ctx.cancelled) {
-        if (failed !== undefined) this.sender.writeRemoteError(id, type, failed);
-        else if (ended) this.sender.writeControl(FrameKind.STREAM_END, id);
-      }
-      this.life.settled();
     }
+    this.producing.delete(id);
+    // A generator's return() may throw or reject: that stays here, never an unhandled rejection.
+    if (!ended && iterator !== undefined) {
+      try {
+        await iterator.return?.();
+      } catch {
+        // the stream is over either way
+      }
+    }
+    if (ctx.span !== undefined) {
+      if (failed === undefined && !ended && !ctx.cancelled) ctx.span.fail('CONNECTION_CLOSED');
+      else ctx.endSpan(failed, failed !== undefined);
+    }
+    this.finish(id, type, ctx, failed, ended);
+  }
+
+  /** Write one item once there is room (written in the room callback, so writers queue fairly); rejects if it cannot be encoded. */
+  private writeWhenRoom(id: number, ctx: HandlerContextImpl, value: unknown, producer: Producer): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.sender.whenRoom(() => {
+        if (ctx.cancelled || this.life.released) return resolve();
+        try {
+          this.sender.writeEnvelope([FrameKind.STREAM_ITEM, id, value]);
+          producer.sent++;
+          resolve();
+        } catch (error) {
+          reject(error);
+        }
+      });
+    });
+  }
+
+  /** STREAM_END or the ERROR that ended the stream, once there is room; then the ask is done. */
+  private finish(id: number, type: string, ctx: HandlerContextImpl, failed: unknown, ended: boolean): void {
+    if (this.inFlight.get(id) !== ctx) return;
+    if (!ctx.cancelled && this.sender.full) {
+      this.sender.whenRoom(() => this.finish(id, type, ctx, failed, ended));
+      return;
+    }
+    if (!ctx.cancelled) {
+      if (failed !== undefined) this.sender.writeRemoteError(id, type, failed);
+      else if (ended) this.sender.writeControl(FrameKind.STREAM_END, id);
+    }
+    this.inFlight.finish(id, ctx);
   }
 }

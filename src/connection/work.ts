@@ -17,8 +17,8 @@ export interface WorkInFlight {
   asking: Array<{ id: number; type: string; ageMs?: number; timeoutMs: number | null; stream?: true }>;
   /** Streamed replies this side is producing. */
   streaming: Array<{ id: number; type: string; itemsSent: number; creditLeft: number }>;
-  /** Reading from the peer: paused, and why (`reader`: the application's queue is full; `writes`: the peer is not reading our replies). */
-  reading: { paused: boolean; reasons: Array<'reader' | 'writes'> };
+  /** Reading from the peer: paused, and why (`reader`: the application's queue is full; `writes`: the peer is not reading our replies; `in-flight`: maxInFlight of its messages are being handled). */
+  reading: { paused: boolean; reasons: Array<'reader' | 'writes' | 'in-flight'> };
 }
 
 export function describeWork(inFlight: InFlightTable, pending: PendingReplies, streams: StreamWriter, pausedFor: number, now = performance.now()): WorkInFlight {
@@ -43,6 +43,7 @@ export function describeWork(inFlight: InFlightTable, pending: PendingReplies, s
   const reasons: WorkInFlight['reading']['reasons'] = [];
   if ((pausedFor & PauseReason.READER) !== 0) reasons.push('reader');
   if ((pausedFor & PauseReason.WRITES) !== 0) reasons.push('writes');
+  if ((pausedFor & PauseReason.IN_FLIGHT) !== 0) reasons.push('in-flight');
   return { handling, asking, streaming, reading: { paused: pausedFor !== 0, reasons } };
 }
 
