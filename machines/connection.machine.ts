@@ -139,10 +139,13 @@ export const connectionMachine = setup({
     session: fromCallback(() => undefined),
   },
   delays: {
-    handshakeTimeout: ({ context }) => context.handshakeTimeout,
-    closeTimeout: ({ context }) => context.closeTimeout,
+    // Infinity means no timeout: the longest timer Node honours is armed, and its guard finds nothing to do.
+    handshakeTimeout: ({ context }) => Math.min(context.handshakeTimeout, MAX_TIMER),
+    closeTimeout: ({ context }) => Math.min(context.closeTimeout, MAX_TIMER),
   },
   guards: {
+    handshakeTimeoutFinite: ({ context }) => context.handshakeTimeout !== Infinity,
+    closeTimeoutFinite: ({ context }) => context.closeTimeout !== Infinity,
     /** Closing finished on both sides: nothing of ours is pending and the peer said goodbye. */
     peerSaidGoodbye: ({ context }) => context.peerSaidGoodbye,
   },
@@ -208,7 +211,7 @@ export const connectionMachine = setup({
   states: {
     handshake: {
       after: {
-        handshakeTimeout: { target: 'closed', actions: 'recordHandshakeTimeout' },
+        handshakeTimeout: { guard: 'handshakeTimeoutFinite', target: 'closed', actions: 'recordHandshakeTimeout' },
       },
       on: {
         'TRANSPORT.HANDSHAKE_SUCCEEDED': { target: 'active', actions: 'recordHandshake' },
@@ -237,7 +240,7 @@ export const connectionMachine = setup({
     closing: {
       entry: ['recordOwnGoodbye', 'sendGoodbye', 'watchDrain'],
       after: {
-        closeTimeout: { target: 'closed', actions: 'recordCloseTimeout' },
+        closeTimeout: { guard: 'closeTimeoutFinite', target: 'closed', actions: 'recordCloseTimeout' },
       },
       on: {
         'TRANSPORT.PEER_GOODBYE': { actions: ['recordPeerGoodbye', 'watchDrain'] },
@@ -259,6 +262,9 @@ export const connectionMachine = setup({
 export type ConnectionMachine = typeof connectionMachine;
 export type ConnectionActorRef = ActorRefFrom<ConnectionMachine>;
 export type ConnectionState = 'handshake' | 'active' | 'closing' | 'closed';
+
+/** Node's timers turn a longer delay into 1 ms. */
+const MAX_TIMER = 2 ** 31 - 1;
 
 function makeError(code: 'HANDSHAKE_FAILED' | 'CONNECTION_CLOSED', message: string): ConverseError {
   return new ConverseError(code, message);

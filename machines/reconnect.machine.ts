@@ -67,7 +67,8 @@ export const reconnectMachine = setup({
       delay: ({ context }) => {
         const { initialDelay, maxDelay, factor, jitter } = context.policy;
         const base = Math.min(maxDelay, initialDelay * factor ** context.attempt);
-        return Math.max(0, base * (1 + jitter * (2 * Math.random() - 1)));
+        // Node's timers turn a delay above 2^31-1 ms into 1 ms.
+        return Math.min(2 ** 31 - 1, Math.max(0, base * (1 + jitter * (2 * Math.random() - 1))));
       },
     }),
     recordLoss: assign({

@@ -142,9 +142,11 @@ export const supervisorMachine = setup({
     connectionGroup: connectionGroupMachine,
   },
   delays: {
-    closeTimeout: ({ context }) => context.closeTimeout,
+    // Infinity means no timeout: the longest timer Node honours is armed, and its guard finds nothing to do.
+    closeTimeout: ({ context }) => Math.min(context.closeTimeout, 2 ** 31 - 1),
   },
   guards: {
+    closeTimeoutFinite: ({ context }) => context.closeTimeout !== Infinity,
     atCapacity: ({ context }) => context.live >= context.maxConnections,
     refusedByPolicy: ({ event }) => event.type === 'SOCKET.ACCEPTED' && event.refusal !== undefined,
     peerAtLimit: ({ context, event }) => event.type === 'SOCKET.ACCEPTED' && context.identitySlots.full(event.identity),
@@ -238,7 +240,7 @@ export const supervisorMachine = setup({
       entry: ['stopAccepting', 'closeAllConnections'],
       always: { guard: 'allConnectionsEnded', target: 'closed' },
       after: {
-        closeTimeout: { actions: 'destroyAllConnections' },
+        closeTimeout: { guard: 'closeTimeoutFinite', actions: 'destroyAllConnections' },
       },
       on: {
         'SOCKET.ACCEPTED': { actions: ['refuseDraining', 'countRefused'] },

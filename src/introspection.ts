@@ -737,15 +737,12 @@ function registryOf(connection: Connection): WatchRegistry {
   registries.set(connection, created);
   // `$converse.event` tells go to the library's own handler (before user handlers, in handler
   // and iteration mode alike), so they never reach the application.
-  const core = connection.core;
-  core.options.internalHandlers = {
-    ...core.options.internalHandlers,
-    [IntrospectionMessages.EVENT]: (message: { event?: IntrospectionEvent; dropped?: number }) => {
-      const event = message.event;
-      if (event === undefined || typeof event !== 'object') return;
-      const dropped = typeof message.dropped === 'number' ? message.dropped : 0;
-      for (const listener of [...created.listeners]) listener(event, dropped);
-    },
-  };
+  // (A reconnecting connection keeps it on every new physical connection.)
+  connection.useInternalHandler(IntrospectionMessages.EVENT, (message: { event?: IntrospectionEvent; dropped?: number }) => {
+    const event = message.event;
+    if (event === undefined || typeof event !== 'object') return;
+    const dropped = typeof message.dropped === 'number' ? message.dropped : 0;
+    for (const listener of [...created.listeners]) listener(event, dropped);
+  });
   return created;
 }

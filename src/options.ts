@@ -1,6 +1,7 @@
 import type { AnyStateMachine, InspectionEvent, Observer } from 'xstate';
 import type { DeclaredProtocol } from './protocol.js';
 import { ConverseError } from './errors.js';
+import { checkTimeout } from './timeouts.js';
 import { MIN_MAX_MESSAGE_SIZE } from './wire/handshake.js';
 import type { NatsOptions } from './transport/nats/options.js';
 import type { TlsOptions } from './transport/network.js';
@@ -249,11 +250,10 @@ export function resolveOptions(options: ListenOptions<any, any> & ConnectOptions
   if (resolved.keepalive !== undefined && !(resolved.keepalive.interval > 0 && resolved.keepalive.timeout > 0)) {
     throw new ConverseError('INVALID_ARGUMENT', 'keepalive.interval and keepalive.timeout must be positive numbers of milliseconds.');
   }
-  for (const key of ['replyTimeout', 'handshakeTimeout', 'closeTimeout', 'connectTimeout', 'frameTimeout'] as const) {
-    const value = resolved[key];
-    if (typeof value !== 'number' || Number.isNaN(value) || value < 0) {
-      throw new ConverseError('INVALID_ARGUMENT', `${key} must be a non-negative number of milliseconds (got ${String(value)}).`);
-    }
+  for (const key of ['replyTimeout', 'handshakeTimeout', 'closeTimeout', 'connectTimeout', 'frameTimeout'] as const) checkTimeout(key, resolved[key]);
+  if (resolved.keepalive !== undefined) {
+    checkTimeout('keepalive.interval', resolved.keepalive.interval);
+    checkTimeout('keepalive.timeout', resolved.keepalive.timeout);
   }
   positiveInteger('maxConnections', resolved.maxConnections, Number.MAX_SAFE_INTEGER);
   positiveInteger(options.maxConnectionsPerPeer === undefined && options.maxConnectionsPerUid !== undefined ? 'maxConnectionsPerUid' : 'maxConnectionsPerPeer', resolved.maxConnectionsPerPeer, Number.MAX_SAFE_INTEGER);

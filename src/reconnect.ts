@@ -6,6 +6,7 @@ import type { IncomingMessageImpl } from './connection/contexts.js';
 import { Connection, type ConnectionStateName, type IncomingMessage } from './connection/connection.js';
 import type { ConnectionCore } from './connection/core.js';
 import { ConverseError, connectionClosedError } from './errors.js';
+import { checkTimeout } from './timeouts.js';
 import type { AskOptions, MessageFields, MessageType, ReplyOf } from './types.js';
 
 /** `connect(name, { reconnect })`: keep one logical connection across server restarts. */
@@ -195,6 +196,8 @@ export class ReconnectingConnection<Local = any, Remote = any> extends Connectio
 
   private follow(core: ConnectionCore): void {
     core.facade = this;
+    // The library's own handlers (introspection's $converse.event) carry over to the new connection.
+    this.applyInternalHandlers(core);
     if (this.iterating) core.attachReader();
     void this.pump(core);
     void core.closed.then(() => {
@@ -208,7 +211,7 @@ export class ReconnectingConnection<Local = any, Remote = any> extends Connectio
     for (const item of this.queue.splice(0)) {
       item.cleanup();
       const remaining = Math.max(0, item.deadline - performance.now());
-      item.run(Number.isFinite(remaining) ? remaining : undefined).then(item.resolve, item.reject);
+      item.run(remaining).then(item.resolve, item.reject);
     }
   }
 
@@ -236,6 +239,13 @@ export class ReconnectingConnection<Local = any, Remote = any> extends Connectio
     }
     const signal = options?.signal;
     if (signal?.aborted) return Promise.reject(new ConverseError('ABORTED', `"${type}" was aborted before it was sent.`, { cause: signal.reason }));
+    if (options?.timeout !== undefined) {
+      try {
+        checkTimeout('timeout', options.timeout);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
     const timeout = options?.timeout ?? this.core.options.replyTimeout;
     return new Promise((resolve, reject) => {
       const item: Queued = {

@@ -18,6 +18,7 @@ import { ConnectionCore } from './connection/core.js';
 import { Connection } from './connection/connection.js';
 import { warnUnobserved } from './connection/unobserved.js';
 import { ConverseError } from './errors.js';
+import { checkTimeout } from './timeouts.js';
 import type { ListenOptions, ResolvedOptions } from './options.js';
 import { parseAddress, type TransportAddress } from './transport/address.js';
 import { peerCredentialsUnavailableReason, type PeerCredentials } from './transport/peer-credentials.js';
@@ -206,6 +207,7 @@ export class Server<ServerApi = any, ClientApi = any>
    * connections still open are cut off.
    */
   close(options?: { timeout?: number }): Promise<void> {
+    if (options?.timeout !== undefined) checkTimeout('timeout', options.timeout);
     this.closing ??= (async () => {
       this.actor.send({ type: 'CLOSE', timeout: options?.timeout });
       await waitFor(this.actor, (snapshot) => snapshot.status !== 'active', { timeout: Infinity });

@@ -179,6 +179,31 @@ describe('introspection over the socket', () => {
     expect(iterated).toEqual(['hang']);
   });
 
+  it('$converse.event tells stay inside the library on a reconnecting client after a reconnect', async () => {
+    const name = socketName();
+    let server = await listen<Api, ClientApi>(name, { handlers, introspection: true });
+    onCleanup(() => server.close({ timeout: 300 }));
+    const watcher = await connect<Api, {}>(name, { reconnect: { initialDelay: 20, maxDelay: 50 } });
+    onCleanup(() => watcher.close({ timeout: 300 }));
+    const iterated: string[] = [];
+    void (async () => {
+      for await (const message of watcher) iterated.push((message.event as { type: string }).type);
+    })();
+    await introspect(watcher).watch(() => {});
+    const first = watcher.core;
+    await server.close({ timeout: 300 });
+    server = await listen<Api, ClientApi>(name, { handlers, introspection: true });
+    await waitUntil(() => watcher.core !== first && watcher.state === 'active', 'the client reconnected', 10_000);
+    const events: IntrospectionEvent[] = [];
+    await introspect(watcher).watch((event) => events.push(event));
+    const other = await client(name);
+    await other.close();
+    await waitUntil(() => events.some((e) => e.kind === 'connection' && e.to === 'closed'), 'the other connection closed');
+    await server.broadcast({ type: 'hang' } as never).catch(() => undefined);
+    await waitUntil(() => iterated.length === 1, 'the broadcast arrived');
+    expect(iterated).toEqual(['hang']);
+  });
+
   it('a watcher that goes away is forgotten', async () => {
     const name = socketName();
     const server = await listen<Api, ClientApi>(name, { handlers, introspection: true });

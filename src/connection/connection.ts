@@ -1,6 +1,7 @@
 import type { ConnectionActorRef, ConnectionState } from '../../machines/connection.machine.js';
 import type { ConnectionCore } from './core.js';
 import type { ConverseError } from '../errors.js';
+import { checkTimeout } from '../timeouts.js';
 import type { PeerCredentials } from '../transport/peer-credentials.js';
 import type { AnyActorRef } from 'xstate';
 import type { ProtocolMeta } from './negotiate.js';
@@ -43,12 +44,26 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
   /** Settles (never rejects) once the connection is closed. */
   readonly closed: Promise<void>;
 
+  /** The library's own handlers for reserved `$…` types added to this connection (introspection). */
+  private ownHandlers: Record<string, (event: any, ctx: any) => unknown> | undefined;
+
   /** @internal */
   constructor(core: ConnectionCore, id: string, closed?: Promise<void>) {
     this.core = core;
     this.id = id;
     this.closed = closed ?? core.closed;
     core.facade = this;
+  }
+
+  /** @internal Answer the reserved type `type` with `handler` (before user handlers), on this and every later physical connection. */
+  useInternalHandler(type: string, handler: (event: any, ctx: any) => unknown): void {
+    this.ownHandlers = { ...this.ownHandlers, [type]: handler };
+    this.applyInternalHandlers(this.core);
+  }
+
+  /** @internal */
+  protected applyInternalHandlers(core: ConnectionCore): void {
+    if (this.ownHandlers !== undefined) core.options.internalHandlers = { ...core.options.internalHandlers, ...this.ownHandlers };
   }
 
   /** The peer process's credentials as the kernel reports them (never as the peer claims). */
@@ -131,8 +146,9 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
     event: { type: K } & MessageFields<Remote, K>,
     options?: AskOptions,
   ): Promise<{ reply: Promise<ReplyOf<Remote, K>> }> {
+    // Waiting for room in the write budget counts against the ask's timeout (once).
     const room = this.core.waitForRoom(options, (event as { type: string })?.type);
-    if (room !== undefined) await room;
+    if (room !== undefined) options = await room;
     // Throws (rejecting the outer promise) when the message cannot be sent at all.
     const reply = this.core.startAsk(event, options) as Promise<ReplyOf<Remote, K>>;
     // Mark it handled: awaiting `reply` still sees the rejection.
@@ -163,6 +179,7 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
    * 5000 ms) whatever is left is cut off.
    */
   close(options?: { timeout?: number }): Promise<void> {
+    if (options?.timeout !== undefined) checkTimeout('timeout', options.timeout);
     const actor = this.core.actor;
     if (actor === undefined || this.core.phase === 'closed') {
       this.core.release();

@@ -286,7 +286,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     return this.outbound.ask(event, options);
   }
 
-  waitForRoom(options: AskOptions | undefined, type: string): Promise<void> | undefined {
+  waitForRoom(options: AskOptions | undefined, type: string): Promise<AskOptions> | undefined {
     return this.outbound.waitForRoom(options, type);
   }
 

@@ -1,6 +1,7 @@
 import { ConverseError } from '../errors.js';
 import { channels } from '../diagnostics.js';
 import { PendingReplies, type PendingAsk } from '../pending.js';
+import { checkTimeout } from '../timeouts.js';
 import type { AskOptions } from '../types.js';
 import { FrameKind } from '../wire/constants.js';
 import { errorFromWire } from '../wire/envelope.js';
@@ -42,6 +43,11 @@ export class Outbound {
 
   ask(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
     if (this.sender.full && this.life.phase === 'active') {
+      try {
+        if (options?.timeout !== undefined) checkTimeout('timeout', options.timeout);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       // Wait for room rather than grow the write buffer without bound; the wait counts
       // against the ask's timeout.
       const timeout = options?.timeout ?? this.replyTimeout;
@@ -57,10 +63,18 @@ export class Outbound {
     }
   }
 
-  /** For `send`: resolves when a user send may be written now (see `ask`). */
-  waitForRoom(options: AskOptions | undefined, type: string): Promise<void> | undefined {
+  /**
+   * For `send`: undefined when a user send may be written now, else a promise of the options to
+   * send it with once there is room: the wait counts against its timeout, as for `ask`.
+   */
+  waitForRoom(options: AskOptions | undefined, type: string): Promise<AskOptions> | undefined {
     if (!this.sender.full || this.life.phase !== 'active') return undefined;
-    return this.sender.whenWritable(options?.timeout ?? this.replyTimeout, options?.signal, type);
+    if (options?.timeout !== undefined) checkTimeout('timeout', options.timeout);
+    const timeout = options?.timeout ?? this.replyTimeout;
+    const started = performance.now();
+    return this.sender
+      .whenWritable(timeout, options?.signal, type)
+      .then(() => ({ signal: options?.signal, timeout: Math.max(0, timeout - (performance.now() - started)) }));
   }
 
   /**
@@ -68,6 +82,7 @@ export class Outbound {
    * sent at all: connection not active, bad event, encoding failure, already-aborted signal.
    */
   startAsk(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
+    if (options?.timeout !== undefined) checkTimeout('timeout', options.timeout);
     const signal = options?.signal;
     assertSendable(this.life, event, signal);
     const id = this.pending.allocateId();

@@ -219,6 +219,11 @@ export class Sender {
   /** Resolves when user sends may go ahead: the write buffer is under maxWriteBuffer. */
   whenWritable(timeout: number, signal: AbortSignal | undefined, type: string): Promise<void> {
     return new Promise((resolve, reject) => {
+      // An ask whose signal is already aborted fails as ABORTED, whatever the write buffer holds.
+      if (signal?.aborted) {
+        reject(abortedError(type, signal));
+        return;
+      }
       const timer = !Number.isFinite(timeout) ? undefined : setTimeout(() => {
         const index = this.roomWaiters.indexOf(waiter);
         if (index >= 0) this.roomWaiters.splice(index, 1);

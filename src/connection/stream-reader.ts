@@ -1,5 +1,6 @@
 import { AsyncQueue } from '../async-queue.js';
 import type { PendingAsk, PendingReplies } from '../pending.js';
+import { checkTimeout } from '../timeouts.js';
 import type { AskOptions } from '../types.js';
 import { FrameKind } from '../wire/constants.js';
 import { abortedError } from './failures.js';
@@ -36,6 +37,7 @@ export function readStream(asker: StreamAsker, event: { type: string }, options:
   /** The stream's span, when the connection traces (OpenTelemetry). */
   let span: TracedSpan | undefined;
   const start = (): void => {
+    if (options?.timeout !== undefined) checkTimeout('timeout', options.timeout);
     const signal = options?.signal;
     assertSendable(life, event, signal);
     id = pending.allocateId();

@@ -1,5 +1,6 @@
 import * as net from 'node:net';
 import { ConverseError } from '../errors.js';
+import { timerDelay } from '../timeouts.js';
 import { checkSocketName } from './names.js';
 
 export interface ConnectSocketOptions {
@@ -61,7 +62,7 @@ export function connectSocket(name: string, options: ConnectSocketOptions): Prom
           lastError === undefined ? undefined : { cause: lastError },
         ),
       );
-    }, timeout);
+    }, timerDelay(timeout));
     overall.unref?.();
     if (signal?.aborted) return onAbort();
     signal?.addEventListener('abort', onAbort, { once: true });

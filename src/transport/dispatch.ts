@@ -1,3 +1,4 @@
+import { MAX_TIMEOUT } from '../timeouts.js';
 import type * as net from 'node:net';
 import { ConverseError } from '../errors.js';
 import { parseAddress } from './address.js';
@@ -54,7 +55,8 @@ export async function connectTransport(name: string, attempt: ConnectAttempt, op
   const deadline = performance.now() + attempt.timeout;
   let delay = RETRY_FIRST_MS;
   for (;;) {
-    const left = Math.max(1, deadline - performance.now());
+    // Infinity (no timeout) arms the longest timer a transport can (see src/timeouts.ts).
+    const left = Math.min(MAX_TIMEOUT, Math.max(1, deadline - performance.now()));
     try {
       if (address.kind === 'nats') return await (await import('./nats/connector.js')).connectNats(address, left, options);
       return await connectNetwork(address, left, options);
