@@ -168,12 +168,14 @@ export class Server<ServerApi = any, ClientApi = any>
    * Tell every active connection. The message is encoded once and the same bytes are written to
    * every socket. A connection whose peer has not read what it was sent before (its write
    * budget, `maxWriteBuffer`, is used up) is skipped: a broadcast never queues bytes beyond the
-   * budget for a slow reader. Resolves with how many connections were sent the message and how
-   * many were skipped (each skip is counted in that connection's `stats.broadcastsSkipped`).
-   * Rejects (after telling everyone it could) if some connection's agreed limit is smaller than
-   * the message.
+   * budget for a slow reader; each skip is counted in that connection's `stats.broadcastsSkipped`.
+   * With `{ report: true }` it resolves with how many connections were sent the message and how
+   * many were skipped (without, it resolves `void`, as the contract has it). Rejects (after
+   * telling everyone it could) if some connection's agreed limit is smaller than the message.
    */
-  async broadcast<K extends MessageType<ClientApi>>(event: { type: K } & MessageFields<ClientApi, K>): Promise<BroadcastResult> {
+  broadcast<K extends MessageType<ClientApi>>(event: { type: K } & MessageFields<ClientApi, K>): Promise<void>;
+  broadcast<K extends MessageType<ClientApi>>(event: { type: K } & MessageFields<ClientApi, K>, options: { report: true }): Promise<BroadcastResult>;
+  async broadcast<K extends MessageType<ClientApi>>(event: { type: K } & MessageFields<ClientApi, K>, options?: { report?: boolean }): Promise<BroadcastResult | void> {
     if (typeof event !== 'object' || event === null || typeof (event as { type?: unknown }).type !== 'string') {
       throw new ConverseError('INVALID_ARGUMENT', 'A message must be an object with a string "type".');
     }
@@ -198,7 +200,7 @@ export class Server<ServerApi = any, ClientApi = any>
         { cause: firstError },
       );
     }
-    return result;
+    if (options?.report === true) return result;
   }
 
   /**

@@ -3,7 +3,7 @@
  * build failure; the runtime part only makes vitest count the file.
  */
 import { describe, expectTypeOf, it } from 'vitest';
-import type { Connection, ConverseError, EventOf, Handlers, IncomingMessage, ReplyOf, Server } from '../src/index.js';
+import type { BroadcastResult, Connection, ConverseError, EventOf, Handlers, IncomingMessage, ReplyOf, Server } from '../src/index.js';
 import { connect, listen } from '../src/index.js';
 
 type ServerApi = {
@@ -71,6 +71,16 @@ async function typeChecks(): Promise<void> {
   // @ts-expect-error the server's broadcast carries ClientApi events
   void server.broadcast({ type: 'add', a: 1, b: 2 });
   void server.broadcast({ type: 'notify', text: 'hi' });
+  // broadcast() is Promise<void> as the contract has it (code typed for that compiles, holding
+  // the promise or calling through such a type); { report: true } adds { sent, skipped }.
+  const broadcasted: Promise<void> = server.broadcast({ type: 'notify', text: 'hi' });
+  const voidBroadcaster: { broadcast(event: { type: 'notify'; text: string }): Promise<void> } = server;
+  await voidBroadcaster.broadcast({ type: 'notify', text: 'hi' });
+  await broadcasted;
+  expectTypeOf(server.broadcast({ type: 'notify', text: 'hi' })).toEqualTypeOf<Promise<void>>();
+  expectTypeOf(await server.broadcast({ type: 'notify', text: 'hi' }, { report: true })).toEqualTypeOf<BroadcastResult>();
+  // @ts-expect-error the server's broadcast carries ClientApi events, reported or not
+  void server.broadcast({ type: 'add', a: 1, b: 2 }, { report: true });
 
   // Server-side connections ask the client's protocol.
   for await (const connection of server) {

@@ -101,6 +101,10 @@ describe('maxInFlight: handlers running at once per connection', () => {
     expect(counters.started).toBe(16);
     expect(connection.state).toBe('active');
     expect(connection.closeReason).toBeUndefined(); // nothing refused, nothing closed
+    // Work in flight says why: the 16 handlers, and reading paused for maxInFlight.
+    const work = connection.work();
+    expect(work.handling).toHaveLength(16);
+    expect(work.reading).toEqual({ paused: true, reasons: ['in-flight'] });
     await servedMeanwhile(name);
     await attacker.kill();
     await waitUntil(() => counters.running === 0, 'the handlers saw the connection go');
@@ -164,7 +168,7 @@ describe('the write budget covers every frame', () => {
     let sent = 0;
     let skipped = 0;
     for (let i = 0; i < 300; i++) {
-      const result = await server.broadcast({ type: 'tick', text: BIG } as never);
+      const result = await server.broadcast({ type: 'tick', text: BIG } as never, { report: true });
       sent += result.sent;
       skipped += result.skipped;
       if (i % 10 === 0) await sleep(1); // let the reader read
