@@ -18,6 +18,7 @@ afterEach(cleanup);
 const KiB = 1024;
 const MAX_WRITE_BUFFER = 256 * KiB;
 const BIG = 'x'.repeat(64 * KiB);
+const MEDIUM = 'm'.repeat(4 * KiB);
 /** A frame of BIG with its envelope: what one reply, item or broadcast may add past the budget. */
 const ONE_FRAME = 64 * KiB + 64;
 
@@ -48,6 +49,8 @@ async function startServer(options: Parameters<typeof listen>[1] = {}): Promise<
       hang: (_e: unknown, ctx: { signal: AbortSignal }) => track(() => new Promise((resolve) => ctx.signal.addEventListener('abort', resolve))),
       /** Answers `value` after `ms`. */
       slow: (e: { ms: number; value: unknown }) => track(() => sleep(e.ms).then(() => e.value)),
+      /** Answers 4 KiB at once: over a 1 KiB budget, under Node's 16 KiB high-water mark. */
+      medium: () => MEDIUM,
       /** Answers 64 KiB, asynchronously. */
       big: () => track(() => Promise.resolve(BIG)),
       /** Streams 64 KiB items for ever. */
@@ -185,10 +188,16 @@ describe('the write budget covers every frame', () => {
     const { name } = await startServer({ maxWriteBuffer: 1024 });
     const client = await connect(name);
     onCleanup(() => client.destroy());
-    // Each 64 KiB reply passes the budget and pauses reading; without a resume the next asks would hang.
+    // Each reply passes the budget and pauses reading; without a resume the next asks would hang.
+    // A 4 KiB reply stays under Node's own high-water mark (16 KiB), so Node never emits 'drain'
+    // for it: only the write's callback can say there is room again.
+    for (let i = 0; i < 5; i++) expect(await client.ask({ type: 'medium' }, { timeout: 5000 })).toBe(MEDIUM);
+    const replies = await Promise.all(Array.from({ length: 20 }, () => client.ask({ type: 'medium' }, { timeout: 5000 })));
+    expect(replies.every((r) => r === MEDIUM)).toBe(true);
+    // And async 64 KiB replies, which wait for room.
     for (let i = 0; i < 5; i++) expect(await client.ask({ type: 'big' }, { timeout: 5000 })).toBe(BIG);
-    const replies = await Promise.all(Array.from({ length: 20 }, () => client.ask({ type: 'big' }, { timeout: 5000 })));
-    expect(replies.every((r) => r === BIG)).toBe(true);
+    const big = await Promise.all(Array.from({ length: 20 }, () => client.ask({ type: 'big' }, { timeout: 5000 })));
+    expect(big.every((r) => r === BIG)).toBe(true);
   });
 });
 
