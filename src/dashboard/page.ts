@@ -241,7 +241,7 @@ const SCRIPT = /* js */ `
       });
       if (work.reading.paused) {
         items.push(h('li', { 'data-work': 'paused', class: 'paused' }, 'reading paused: ' + work.reading.reasons.map(function (r) {
-          return r === 'reader' ? 'the application is not taking messages' : 'the peer is not reading our replies';
+          return r === 'reader' ? 'the application is not taking messages' : r === 'in-flight' ? 'maxInFlight of its messages are being handled' : 'the peer is not reading our replies';
         }).join('; ')));
       }
     }
