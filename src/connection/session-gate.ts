@@ -86,7 +86,7 @@ export class SessionGate {
     return true;
   }
 
-  offer(event: { type: string }, id: number, type: string, held: HandlerContextImpl | undefined): number {
+  offer(event: { type: string }, id: number, type: string, held?: HandlerContextImpl): number {
     let session = this.actor;
     if (session === undefined) {
       session = this.actor = this.findSession();

@@ -9,7 +9,6 @@ import { assign, createActor, setup, type AnyActorRef } from 'xstate';
 import { describe, expect, it } from 'vitest';
 import type { Lifecycle } from '../../src/connection/lifecycle.js';
 import type { Responder } from '../../src/connection/responder.js';
-import type { Sender } from '../../src/connection/sender.js';
 import { Gate, kAnswer, SessionGate } from '../../src/connection/session-gate.js';
 import { answer } from '../../src/session.js';
 
@@ -49,8 +48,10 @@ function setUp(options: { session?: 'now' | 'later' | 'never' } = {}) {
   const answered: Array<[number, string, unknown]> = [];
   const remoteErrors: Array<[number, string, unknown]> = [];
   const reported: Array<[Error & { code?: string }, string | undefined]> = [];
-  const responder = { answerFromSession: (id: number, type: string, value: unknown) => answered.push([id, type, value]) } as unknown as Responder;
-  const sender = { writeRemoteError: (id: number, type: string, error: unknown) => remoteErrors.push([id, type, error]) } as unknown as Sender;
+  const responder = {
+    answerFromSession: (id: number, type: string, value: unknown) => answered.push([id, type, value]),
+    fail: (id: number, type: string, error: unknown) => remoteErrors.push([id, type, error]),
+  } as unknown as Responder;
   const life = { reportLocal: (error: Error, type?: string) => reported.push([error, type]) } as unknown as Lifecycle;
   const actor = createActor(sessionMachine);
   // The connection observes the session's errors (its machine takes them); so does this test.
@@ -63,8 +64,9 @@ function setUp(options: { session?: 'now' | 'later' | 'never' } = {}) {
       lookups++;
       return available && options.session !== 'never' ? (actor as AnyActorRef) : undefined;
     },
+    undefined, // no handlers or declared protocol: the types the session names are the ones it is asked about
+    undefined,
     responder,
-    sender,
     life,
     (id, type, code, message) => refused.push([id, type, code, message]),
   );
@@ -137,7 +139,7 @@ describe('SessionGate', () => {
     const anything = setup({}).createMachine({ on: { '*': { actions: () => {} } } });
     const actor = createActor(anything).start();
     const refused: string[] = [];
-    const gate = new SessionGate(() => actor, {} as Responder, {} as Sender, {} as Lifecycle, (_id, type, code) => refused.push(`${type} ${code}`));
+    const gate = new SessionGate(() => actor, undefined, undefined, {} as Responder, {} as Lifecycle, (_id, type, code) => refused.push(`${type} ${code}`));
     expect(gate.offer({ type: 'xstate.stop' }, 1, 'xstate.stop')).toBe(Gate.DONE);
     expect(refused).toEqual(['xstate.stop NOT_ACCEPTED']);
     expect(actor.getSnapshot().status).toBe('active');

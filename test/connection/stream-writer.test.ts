@@ -4,6 +4,7 @@
  * for CREDIT, and ends with STREAM_END, an ERROR, or nothing (cancelled, connection gone). The
  * sender and the connection's lifecycle are recording stand-ins; the in-flight table is real.
  */
+import type { ReadFlow } from '../../src/connection/flow.js';
 import { describe, expect, it } from 'vitest';
 import { HandlerContextImpl } from '../../src/connection/contexts.js';
 import { InFlightTable } from '../../src/connection/in-flight.js';
@@ -24,6 +25,7 @@ function setUp(credit: number) {
     writeEnvelope: (envelope: unknown[]) => written.push(envelope),
     writeControl: (kind: number, id?: number) => written.push([kind, id]),
     writeRemoteError: (id: number, type: string, error: unknown) => written.push([FrameKind.ERROR, id, type, error]),
+    full: false, // the write budget always has room here (waiting for it: test/connection/core.test.ts)
   } as unknown as Sender;
   const reported: unknown[] = [];
   let settledCount = 0;
@@ -32,7 +34,8 @@ function setUp(credit: number) {
     reportLocal: (error: unknown) => reported.push(error),
     settled: () => settledCount++,
   };
-  const inFlight = new InFlightTable();
+  const flow = { pause: () => {}, resume: () => {}, isPausedFor: () => false } as unknown as ReadFlow;
+  const inFlight = new InFlightTable(64, flow, life as unknown as Lifecycle);
   const writer = new StreamWriter(sender, life as unknown as Lifecycle, inFlight);
   const ctx = new HandlerContextImpl(undefined, true, undefined);
   ctx.credit = credit;
@@ -274,7 +277,7 @@ describe('StreamWriter', () => {
   it('an ask no longer in flight under its id (answered or replaced) gets no STREAM_END from this producer', async () => {
     const { writer, written, ctx, inFlight } = setUp(10);
     const { iterable } = source(1);
-    inFlight.finished(7, ctx);
+    inFlight.finish(7, ctx);
     await writer.produce(7, 'numbers', ctx, iterable, undefined);
     expect(written).toEqual([[FrameKind.STREAM_ITEM, 7, 0]]);
   });
