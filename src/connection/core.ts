@@ -358,7 +358,9 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
         this.sender.writeControl(FrameKind.GOODBYE);
         return;
       case 'WATCH_DRAIN':
-        this.settled();
+        // Sent from inside the machine's transition: its snapshot is not the new one yet, so
+        // the check waits for the deferred turn instead of reading it now.
+        this.checkDrainLater();
         return;
       case 'END':
         this.socket.end();
@@ -417,6 +419,11 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
    */
   settled(): void {
     if (this.drainCheckQueued || !this.drainable()) return;
+    this.checkDrainLater();
+  }
+
+  private checkDrainLater(): void {
+    if (this.drainCheckQueued) return;
     // Decided once the current read is handled, not in the middle of it: an ASK that came in the
     // same read as the peer's GOODBYE is still answered (CONNECTION_CLOSED, §7.1 step 3) before
     // this side ends its direction.
