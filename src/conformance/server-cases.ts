@@ -420,8 +420,9 @@ export const serverCases: Array<ConformanceCase<ServerContext>> = [
     title: "an ASK that arrives after the client's GOODBYE is answered with ERROR CONNECTION_CLOSED",
     async run(ctx) {
       const { peer } = await connected(ctx);
-      peer.send([5]);
-      peer.send([1, 18, { type: 'echo', value: 'too late' }]);
+      // One write, so both arrive in one read: §7.1 lets a server end its direction once it has
+      // handled the read that carried the GOODBYE, and an ASK in a later read may find it closed.
+      peer.sendTogether([[5], [1, 18, { type: 'echo', value: 'too late' }]]);
       for (;;) {
         const got = envelope(await peer.nextMessage(ctx.timeout, 'ERROR 18 CONNECTION_CLOSED'));
         if (got[0] === 5) continue;

@@ -117,6 +117,14 @@ export class WirePeer {
     this.write(encodeFrame(envelope, this.checksum, 0xffffffff));
   }
 
+  /**
+   * Send several envelopes in one socket write, so that they arrive in one read (for rules that
+   * are defined per read, such as an ASK in the same read as the GOODBYE, §7.1).
+   */
+  sendTogether(envelopes: unknown[][]): void {
+    this.write(Buffer.concat(envelopes.map((envelope) => encodeFrame(envelope, this.checksum, 0xffffffff))));
+  }
+
   /** Send raw body bytes as one frame (shortest prefix, CRC when agreed). */
   sendBody(body: Uint8Array): void {
     this.write(frameBytes(body, this.checksum));
