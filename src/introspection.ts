@@ -11,6 +11,7 @@ import type { Server, ServerPlugin } from './server.js';
 import type { PeerCredentials } from './transport/peer-credentials.js';
 import type { AskOptions } from './types.js';
 import { PROTOCOL_VERSION } from './wire/constants.js';
+import { lossyTeller } from './lossy-tell.js';
 import { MessageWatchers, MessageWatchTypes } from './message-watch.js';
 import { cachedMachineGraph, leafPaths, machineKey, type MachineGraph } from './machine-graph.js';
 
@@ -596,25 +597,7 @@ export function introspectionHandlers(
       const connection = ctx.connection;
       check(connection);
       if (!watchers.has(connection)) {
-        let unsent = 0;
-        let dropped = 0;
-        const stop = observeServer(server, (event) => {
-          if (connection.state !== 'active') return;
-          if (unsent >= MAX_UNSENT_EVENTS) {
-            dropped++;
-            return;
-          }
-          unsent++;
-          const message: Record<string, unknown> = { type: IntrospectionMessages.EVENT, event };
-          if (dropped > 0) {
-            message.dropped = dropped;
-            dropped = 0;
-          }
-          (connection as Connection<any, any>).tell(message as never).then(
-            () => unsent--,
-            () => unsent--,
-          );
-        });
+        const stop = observeServer(server, lossyTeller(connection, IntrospectionMessages.EVENT, 'event', MAX_UNSENT_EVENTS));
         watchers.set(connection, stop);
         void connection.closed.then(() => {
           watchers.get(connection)?.();

@@ -1,4 +1,5 @@
 import type { Connection } from './connection/connection.js';
+import { lossyTeller } from './lossy-tell.js';
 import type { TraceRecord, TraceSink } from './trace.js';
 import type { AskOptions } from './types.js';
 
@@ -28,25 +29,7 @@ export class MessageWatchers {
   /** `watcher` gets every message of every other connection from now on. */
   add(watcher: Connection): void {
     if (this.sinks.has(watcher)) return;
-    let unsent = 0;
-    let dropped = 0;
-    const sink: TraceSink = (record) => {
-      if (watcher.state !== 'active') return;
-      if (unsent >= MAX_UNSENT_RECORDS) {
-        dropped++;
-        return;
-      }
-      unsent++;
-      const message: Record<string, unknown> = { type: MessageWatchTypes.MESSAGE, record };
-      if (dropped > 0) {
-        message.dropped = dropped;
-        dropped = 0;
-      }
-      (watcher as Connection<any, any>).tell(message as never).then(
-        () => unsent--,
-        () => unsent--,
-      );
-    };
+    const sink: TraceSink = lossyTeller(watcher, MessageWatchTypes.MESSAGE, 'record', MAX_UNSENT_RECORDS);
     // A watcher is never traced for other watchers.
     for (const other of this.sinks.values()) watcher.core.untrace(other);
     this.sinks.set(watcher, sink);
