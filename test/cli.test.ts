@@ -3,14 +3,14 @@
  * `bin` points at) against the example daemon (`dist/examples/dashboard.js`) in a child process.
  * `npm test` builds dist/ first.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as net from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { connect } from '../src/index.js';
-import { cleanup, onCleanup, socketName, waitUntil } from './helpers/cleanup.js';
+import { cleanup, onCleanup, socketName } from './helpers/cleanup.js';
 import { startFixture } from './helpers/fixture.js';
+import { runNode, startNode, type RunningNode } from './helpers/node-process.js';
 
 afterEach(cleanup);
 
@@ -22,48 +22,11 @@ beforeAll(() => {
   for (const file of [CLI, DAEMON]) if (!fs.existsSync(file)) throw new Error(`${file} is missing: run \`npm run build\` first (npm test does).`);
 });
 
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  stdout: () => string;
-  stderr: () => string;
-  /** Resolves with the text once `pattern` appears on the stream. */
-  waitFor(stream: 'stdout' | 'stderr', pattern: RegExp, timeout?: number): Promise<RegExpMatchArray>;
-  exited: Promise<number | null>;
-}
-
-function start(file: string, args: string[]): Running {
-  const child = spawn(process.execPath, [file, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  onCleanup(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-  return {
-    child,
-    stdout: () => out,
-    stderr: () => err,
-    exited,
-    async waitFor(stream, pattern, timeout = 10_000) {
-      let match: RegExpMatchArray | null = null;
-      await waitUntil(() => (match = (stream === 'stdout' ? out : err).match(pattern)) !== null, `${pattern} on ${stream}; stdout: ${out.slice(-500)} stderr: ${err.slice(-500)}`, timeout);
-      return match!;
-    },
-  };
-}
-
 /** Run the CLI to its end. */
-async function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const run = start(CLI, args);
-  run.child.stdin.end();
-  const code = await run.exited;
-  return { code, stdout: run.stdout(), stderr: run.stderr() };
-}
+const cli = (...args: string[]) => runNode(CLI, args);
+const start = startNode;
 
-async function startDaemon(): Promise<{ name: string; daemon: Running }> {
+async function startDaemon(): Promise<{ name: string; daemon: RunningNode }> {
   const name = socketName();
   const daemon = start(DAEMON, [name, '--no-dashboard']);
   await daemon.waitFor('stdout', /^READY /m);

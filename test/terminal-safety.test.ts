@@ -4,15 +4,15 @@
  * socket path, protocol name and version, message types, error messages and codes, replies and
  * refusal reasons all carry ESC sequences, BEL, CR, LF, C1 controls, DEL and bidi overrides.
  */
-import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
 import { terminalSafe, terminalSafeDeep, terminalSafeOutput } from '../src/terminal-safe.js';
-import { cleanup, onCleanup, removeAfterTest, waitUntil } from './helpers/cleanup.js';
+import { cleanup, removeAfterTest, waitUntil } from './helpers/cleanup.js';
 import { fixturePath } from './helpers/fixture.js';
+import { runNode, startNode, type RunningNode } from './helpers/node-process.js';
 
 afterEach(cleanup);
 
@@ -47,35 +47,10 @@ describe('terminalSafe', () => {
   });
 });
 
-interface Running {
-  child: ChildProcessWithoutNullStreams;
-  stdout: () => string;
-  stderr: () => string;
-  exited: Promise<number | null>;
-}
+const cli = (...args: string[]) => runNode(CLI, args);
+const start = startNode;
 
-function start(file: string, args: string[]): Running {
-  const child = spawn(process.execPath, [file, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  child.stdout.setEncoding('utf8').on('data', (chunk: string) => (out += chunk));
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => (err += chunk));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  onCleanup(async () => {
-    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    await exited;
-  });
-  return { child, stdout: () => out, stderr: () => err, exited };
-}
-
-async function cli(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const run = start(CLI, args);
-  run.child.stdin.end();
-  const code = await run.exited;
-  return { code, stdout: run.stdout(), stderr: run.stderr() };
-}
-
-async function hostileDaemon(): Promise<{ name: string; daemon: Running }> {
+async function hostileDaemon(): Promise<{ name: string; daemon: RunningNode }> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ic-hostile-'));
   removeAfterTest(dir);
   const daemon = start(fixturePath('hostile-daemon'), [dir]);
