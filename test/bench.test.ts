@@ -4,28 +4,19 @@
  * is checked by the bench itself; no timing is asserted here (speed is measured in bench/, never
  * in tests).
  */
-import { spawn } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
+import { cleanup } from './helpers/cleanup.js';
+import { runNode } from './helpers/node-process.js';
+
+afterEach(cleanup);
 
 const runPath = fileURLToPath(new URL('../bench/run.mjs', import.meta.url));
 const transportsPath = fileURLToPath(new URL('../bench/transports.mjs', import.meta.url));
 
 describe('bench --quick', () => {
   it('runs every scenario for the raw baseline and this library, with every reply checked', async () => {
-    const { code, stdout, stderr } = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-      const child = spawn(process.execPath, [runPath, '--quick', '--peers', 'raw,library'], { stdio: ['ignore', 'pipe', 'pipe'] });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-      child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-      const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
-      child.once('error', reject);
-      child.once('exit', (exitCode) => {
-        clearTimeout(timer);
-        resolve({ code: exitCode, stdout, stderr });
-      });
-    });
+    const { code, stdout, stderr } = await runNode(runPath, ['--quick', '--peers', 'raw,library']);
     expect(code, stdout + stderr).toBe(0);
     const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ok: boolean; rr: Record<string, number> };
     expect(summary.ok).toBe(true);
@@ -34,25 +25,9 @@ describe('bench --quick', () => {
   }, 120_000);
 
   it('bench/transports.mjs --quick: S1/S2 over tcp:// and nats:// (its own nats-server), raw TCP and NATS request/reply, every reply checked', async () => {
-    const { code, stdout, stderr } = await runNode([transportsPath, '--quick']);
+    const { code, stdout, stderr } = await runNode(transportsPath, ['--quick']);
     expect(code, stdout + stderr).toBe(0);
     const summary = JSON.parse(stdout.trim().split('\n').at(-1)!) as { ok: boolean; reps: Record<string, number> };
     expect(summary).toMatchObject({ ok: true, reps: { 'raw@tcp': 1, 'library@tcp': 1, 'nats-request': 1, 'library@nats': 1 } });
   }, 120_000);
 });
-
-function runNode(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => child.kill('SIGKILL'), 110_000);
-    child.once('error', reject);
-    child.once('exit', (exitCode) => {
-      clearTimeout(timer);
-      resolve({ code: exitCode, stdout, stderr });
-    });
-  });
-}
