@@ -8,6 +8,7 @@ Standard library plus the stock ``msgpack`` package::
         print(client.ask({"type": "add", "a": 1, "b": 2}))
 """
 from .client import Client, ConverseError, ErrorPayload, HandlerContext, PendingAsk, RemoteInfo
+from .trace import TraceContext
 from .codec import UNDEFINED, DecodeError, EncodeError, WireMap, WireSet, pack, timestamp, unpack
 from .wire import FrameKind, Handshake, ProtocolViolation
 
@@ -23,6 +24,7 @@ __all__ = [
     "PendingAsk",
     "ProtocolViolation",
     "RemoteInfo",
+    "TraceContext",
     "UNDEFINED",
     "WireMap",
     "WireSet",

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Mapping, Optional, TypedDict
 
 from .codec import EncodeError, pack
+from .trace import TraceContext, read_carrier
 from .wire import (
     HELLO,
     PROTOCOL_VERSION,
@@ -76,6 +77,8 @@ class HandlerContext:
     cancelled: threading.Event
     #: True when the server asked for a streamed answer: the handler may return an iterator.
     streaming: bool
+    #: The W3C trace context the server's ask or tell carried (§6.9), checked; None without one.
+    trace: Optional[TraceContext] = None
 
 
 Handler = Callable[[dict, HandlerContext], Any]
@@ -133,8 +136,10 @@ class _Reader:
 class Client:
     """One connection to a server. Use :meth:`connect`."""
 
-    def __init__(self, sock: socket.socket, handlers: Mapping[str, Handler], checksum: bool, send_limit: int, max_message_size: int, reply_timeout: float, reader: _Reader, peer_protocol: Optional[dict]) -> None:
+    def __init__(self, sock: socket.socket, handlers: Mapping[str, Handler], checksum: bool, send_limit: int, max_message_size: int, reply_timeout: float, reader: _Reader, peer_protocol: Optional[dict], peer_reads_trace: bool = False) -> None:
         self._sock = sock
+        #: The server said ``traceContext: 1`` (§3.1): a TELL may carry trace context to it.
+        self.peer_reads_trace = peer_reads_trace
         self._handlers = dict(handlers)
         self._checksum = checksum
         self._send_limit = send_limit
@@ -183,7 +188,11 @@ class Client:
             raise ConverseError(code, f"cannot connect to {path}: {error}") from error
         reader = _Reader(sock)
         try:
-            sock.sendall(encode_handshake(HELLO, checksum=checksum, max_message_size=max_message_size, extension={"protocol": protocol} if protocol else None))
+            # traceContext: 1 — this client reads trace context on the server's TELLs (§3.1, §6.9).
+            extension: dict = {"traceContext": 1}
+            if protocol:
+                extension["protocol"] = protocol
+            sock.sendall(encode_handshake(HELLO, checksum=checksum, max_message_size=max_message_size, extension=extension))
             answer = read_handshake(reader.exact)
         except ProtocolViolation as violation:
             sock.close()
@@ -209,7 +218,8 @@ class Client:
             sock.close()
             raise ConverseError("HANDSHAKE_FAILED", f'the server speaks protocol "{peer_protocol["name"]}", not "{protocol["name"]}"')
         sock.settimeout(None)
-        return cls(sock, handlers or {}, answer.checksum, min(max_message_size, answer.max_message_size), max_message_size, reply_timeout, reader, peer_protocol)
+        peer_reads_trace = answer.extension.get("traceContext") == 1
+        return cls(sock, handlers or {}, answer.checksum, min(max_message_size, answer.max_message_size), max_message_size, reply_timeout, reader, peer_protocol, peer_reads_trace)
 
     def __enter__(self) -> "Client":
         return self
@@ -219,25 +229,33 @@ class Client:
 
     # ── Asking and telling ────────────────────────────────────────────────────────────────
 
-    def ask(self, event: dict, *, timeout: Optional[float] = None) -> Any:
-        """Ask the server and wait for its answer; raises ConverseError on ERROR or TIMEOUT."""
-        return self.start_ask(event, timeout=timeout).result()
+    def ask(self, event: dict, *, timeout: Optional[float] = None, trace: Optional[TraceContext] = None) -> Any:
+        """Ask the server and wait for its answer; raises ConverseError on ERROR or TIMEOUT.
 
-    def start_ask(self, event: dict, *, timeout: Optional[float] = None) -> PendingAsk:
+        ``trace``: W3C trace context for the server's handler (§6.9), in the ASK's options map."""
+        return self.start_ask(event, timeout=timeout, trace=trace).result()
+
+    def start_ask(self, event: dict, *, timeout: Optional[float] = None, trace: Optional[TraceContext] = None) -> PendingAsk:
         """Send an ASK and return at once (``result()`` waits, ``cancel()`` sends CANCEL)."""
-        ask_id, pending = self._send_ask(event, None)
+        ask_id, pending = self._send_ask(event, None, trace)
         return PendingAsk(self, ask_id, pending, self.reply_timeout if timeout is None else timeout)
 
-    def tell(self, event: dict) -> None:
-        """Send a one-way message (TELL); it is never answered."""
-        self._check_sendable(event)
-        self._write([FrameKind.TELL, event])
+    def tell(self, event: dict, *, trace: Optional[TraceContext] = None) -> None:
+        """Send a one-way message (TELL); it is never answered.
 
-    def stream(self, event: dict, *, window: int = 16, timeout: Optional[float] = None) -> Iterator[Any]:
+        ``trace`` travels only to a server that said ``traceContext: 1`` (§6.9); to any other the
+        TELL keeps its two elements (a third would be a protocol error to it)."""
+        self._check_sendable(event)
+        if trace is not None and self.peer_reads_trace:
+            self._write([FrameKind.TELL, event, trace.to_headers()])
+        else:
+            self._write([FrameKind.TELL, event])
+
+    def stream(self, event: dict, *, window: int = 16, timeout: Optional[float] = None, trace: Optional[TraceContext] = None) -> Iterator[Any]:
         """Ask for a streamed answer (§6.7): yields the items, granting credit as they are consumed."""
         if not isinstance(window, int) or not 1 <= window <= 0xFFFFFFFF:
             raise ConverseError("INVALID_ARGUMENT", "window must be an integer in 1 … 2**32-1")
-        ask_id, pending = self._send_ask(event, window)
+        ask_id, pending = self._send_ask(event, window, trace)
         return self._items(ask_id, pending, window, self.reply_timeout if timeout is None else timeout)
 
     def _items(self, ask_id: int, pending: _Pending, window: int, timeout: float) -> Iterator[Any]:
@@ -276,7 +294,7 @@ class Client:
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise ConverseError("INVALID_ARGUMENT", 'a message is a dict with a str "type"')
 
-    def _send_ask(self, event: dict, window: Optional[int]) -> tuple[int, _Pending]:
+    def _send_ask(self, event: dict, window: Optional[int], trace: Optional[TraceContext]) -> tuple[int, _Pending]:
         self._check_sendable(event)
         pending = _Pending(event["type"], items=queue.Queue() if window is not None else None)
         with self._state_lock:
@@ -285,7 +303,10 @@ class Client:
                 ask_id = next(self._ids) % 2**32
             self._pending[ask_id] = pending
         try:
-            self._write([FrameKind.ASK, ask_id, event] + ([{"stream": window}] if window is not None else []))
+            options: dict = {} if trace is None else trace.to_headers()
+            if window is not None:
+                options["stream"] = window
+            self._write([FrameKind.ASK, ask_id, event, options] if options else [FrameKind.ASK, ask_id, event])
         except ConverseError:
             with self._state_lock:
                 self._pending.pop(ask_id, None)
@@ -342,7 +363,7 @@ class Client:
                     elif not (self._we_said_goodbye and self._peer_said_goodbye):
                         reason = ConverseError("CONNECTION_CLOSED", "the server went away")
                     return
-                self._on_frame(decode_envelope(body))
+                self._on_frame(decode_envelope(body, tell_options=True))
                 self._maybe_end()
         except ProtocolViolation as violation:
             reason = ConverseError(violation.code, str(violation))
@@ -357,7 +378,7 @@ class Client:
             self._write_control([FrameKind.PONG])
         elif kind in (FrameKind.PONG, FrameKind.TELL):
             if kind == FrameKind.TELL:
-                self._start_handler(-1, message[1], None)
+                self._start_handler(-1, message[1], None, read_carrier(message[2]) if len(message) == 3 else None)
         elif kind == FrameKind.GOODBYE:
             self._peer_said_goodbye = True
             self._say_goodbye()
@@ -371,7 +392,7 @@ class Client:
                 window = options["stream"]
                 if type(window) is not int or not 1 <= window <= 0xFFFFFFFF:
                     raise ProtocolViolation("PROTOCOL_ERROR", "an ASK's stream window must be an integer in 1 … 2**32-1")
-            self._start_handler(ask_id, message[2], window)
+            self._start_handler(ask_id, message[2], window, read_carrier(options))
         elif kind == FrameKind.CANCEL:
             cancelled = self._handling.get(message[1])
             if cancelled is not None:
@@ -414,13 +435,13 @@ class Client:
 
     # ── Serving the server's asks ─────────────────────────────────────────────────────────
 
-    def _start_handler(self, ask_id: int, event: Any, window: Optional[int]) -> None:
+    def _start_handler(self, ask_id: int, event: Any, window: Optional[int], trace: Optional[TraceContext]) -> None:
         if not isinstance(event, dict) or not isinstance(event.get("type"), str):
             raise ProtocolViolation("PROTOCOL_ERROR", 'a message must be a map with a str "type"')
         if ask_id < 0:
             handler = self._handlers.get(event["type"])
             if handler is not None:
-                threading.Thread(target=self._run_tell, args=(handler, event), daemon=True).start()
+                threading.Thread(target=self._run_tell, args=(handler, event, trace), daemon=True).start()
             return
         if self._peer_said_goodbye:
             self._answer(ask_id, error=("CONNECTION_CLOSED", f'the ask "{event["type"]}" came after GOODBYE', None))
@@ -433,17 +454,17 @@ class Client:
         self._handling[ask_id] = cancelled
         if window is not None:
             self._credit[ask_id] = threading.Semaphore(window)
-        threading.Thread(target=self._run_ask, args=(handler, event, ask_id, cancelled, window), daemon=True).start()
+        threading.Thread(target=self._run_ask, args=(handler, event, ask_id, cancelled, window, trace), daemon=True).start()
 
-    def _run_tell(self, handler: Handler, event: dict) -> None:
+    def _run_tell(self, handler: Handler, event: dict, trace: Optional[TraceContext]) -> None:
         try:
-            handler(event, HandlerContext(self, threading.Event(), False))
+            handler(event, HandlerContext(self, threading.Event(), False, trace))
         except Exception:
             pass  # a TELL is never answered
 
-    def _run_ask(self, handler: Handler, event: dict, ask_id: int, cancelled: threading.Event, window: Optional[int]) -> None:
+    def _run_ask(self, handler: Handler, event: dict, ask_id: int, cancelled: threading.Event, window: Optional[int], trace: Optional[TraceContext]) -> None:
         try:
-            result = handler(event, HandlerContext(self, cancelled, window is not None))
+            result = handler(event, HandlerContext(self, cancelled, window is not None, trace))
             if window is not None and _is_iterator(result):
                 for item in result:
                     credit = self._credit[ask_id]

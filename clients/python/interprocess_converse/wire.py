@@ -117,8 +117,10 @@ def read_frame(read_exact, checksum: bool, max_message_size: int) -> bytes:
     return body
 
 
-def decode_envelope(body: bytes) -> list[Any]:
-    """Decode a frame body and check its envelope shape (§6): exact arity, integer kind/id/credit."""
+def decode_envelope(body: bytes, *, tell_options: bool = False) -> list[Any]:
+    """Decode a frame body and check its envelope shape (§6): exact arity, integer kind/id/credit.
+
+    ``tell_options``: this side said ``traceContext: 1``, so a TELL may have a third element (§6.9)."""
     try:
         message = unpack(body)
     except DecodeError as error:
@@ -128,7 +130,7 @@ def decode_envelope(body: bytes) -> list[Any]:
     kind = message[0]
     if type(kind) is not int or kind not in ARITY:
         raise ProtocolViolation("PROTOCOL_ERROR", f"unknown frame kind {kind!r}")
-    if len(message) != ARITY[kind] and not (kind == FrameKind.ASK and len(message) == 4):
+    if len(message) != ARITY[kind] and not (len(message) == ARITY[kind] + 1 and (kind == FrameKind.ASK or (kind == FrameKind.TELL and tell_options))):
         raise ProtocolViolation("PROTOCOL_ERROR", f"frame kind {kind} with {len(message)} elements")
     # (A float kind, id or count decodes to a Python float, so `type(x) is int` refuses 5.0.)
     if kind in (FrameKind.TELL, FrameKind.GOODBYE, FrameKind.PING, FrameKind.PONG):
