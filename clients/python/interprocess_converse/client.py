@@ -136,8 +136,10 @@ class _Reader:
 class Client:
     """One connection to a server. Use :meth:`connect`."""
 
-    def __init__(self, sock: socket.socket, handlers: Mapping[str, Handler], checksum: bool, send_limit: int, max_message_size: int, reply_timeout: float, reader: _Reader, peer_protocol: Optional[dict], peer_reads_trace: bool = False) -> None:
+    def __init__(self, sock: socket.socket, handlers: Mapping[str, Handler], checksum: bool, send_limit: int, max_message_size: int, reply_timeout: float, reader: _Reader, peer_protocol: Optional[dict], peer_reads_trace: bool = False, max_in_flight: int = 64) -> None:
         self._sock = sock
+        #: Handlers of the server's asks and tells running at once; at the bound, reading pauses.
+        self._handler_slots = threading.Semaphore(max_in_flight)
         #: The server said ``traceContext: 1`` (§3.1): a TELL may carry trace context to it.
         self.peer_reads_trace = peer_reads_trace
         self._handlers = dict(handlers)
@@ -152,7 +154,7 @@ class Client:
         self._pending: dict[int, _Pending] = {}
         self._ids = itertools.count()
         self._handling: dict[int, threading.Event] = {}
-        self._credit: dict[int, "threading.Semaphore"] = {}
+        self._credit: dict[int, _Credit] = {}
         self._we_said_goodbye = False
         self._peer_said_goodbye = False
         self._write_ended = False
@@ -176,8 +178,15 @@ class Client:
         timeout: float = 5.0,
         reply_timeout: float = 5.0,
         protocol: Optional[dict] = None,
+        max_in_flight: int = 64,
     ) -> "Client":
-        """Connect to the server at ``path`` and complete the handshake (§3)."""
+        """Connect to the server at ``path`` and complete the handshake (§3).
+
+        ``max_in_flight``: how many of the server's asks and tells are handled at once (each on a
+        thread of its own); at the bound the client stops reading until one finishes, so a server
+        cannot make it start threads without end."""
+        if not isinstance(max_in_flight, int) or max_in_flight < 1:
+            raise ConverseError("INVALID_ARGUMENT", "max_in_flight must be an integer ≥ 1")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         sock.settimeout(timeout)
         try:
@@ -219,7 +228,7 @@ class Client:
             raise ConverseError("HANDSHAKE_FAILED", f'the server speaks protocol "{peer_protocol["name"]}", not "{protocol["name"]}"')
         sock.settimeout(None)
         peer_reads_trace = answer.extension.get("traceContext") == 1
-        return cls(sock, handlers or {}, answer.checksum, min(max_message_size, answer.max_message_size), max_message_size, reply_timeout, reader, peer_protocol, peer_reads_trace)
+        return cls(sock, handlers or {}, answer.checksum, min(max_message_size, answer.max_message_size), max_message_size, reply_timeout, reader, peer_protocol, peer_reads_trace, max_in_flight)
 
     def __enter__(self) -> "Client":
         return self
@@ -399,12 +408,11 @@ class Client:
                 cancelled.set()
                 credit = self._credit.get(message[1])
                 if credit is not None:
-                    credit.release()
+                    credit.wake()
         elif kind == FrameKind.CREDIT:
             credit = self._credit.get(message[1])
             if credit is not None:
-                for _ in range(min(message[2], 1 << 20)):
-                    credit.release()
+                credit.grant(message[2])
         else:
             self._on_answer(kind, message)
 
@@ -440,7 +448,7 @@ class Client:
             raise ProtocolViolation("PROTOCOL_ERROR", 'a message must be a map with a str "type"')
         if ask_id < 0:
             handler = self._handlers.get(event["type"])
-            if handler is not None:
+            if handler is not None and self._take_handler_slot():
                 threading.Thread(target=self._run_tell, args=(handler, event, trace), daemon=True).start()
             return
         if self._peer_said_goodbye:
@@ -450,25 +458,35 @@ class Client:
         if handler is None:
             self._answer(ask_id, error=("NO_HANDLER", f'this client has no handler for "{event["type"]}"', None))
             return
+        if not self._take_handler_slot():
+            return
         cancelled = threading.Event()
         self._handling[ask_id] = cancelled
         if window is not None:
-            self._credit[ask_id] = threading.Semaphore(window)
+            self._credit[ask_id] = _Credit(window)
         threading.Thread(target=self._run_ask, args=(handler, event, ask_id, cancelled, window, trace), daemon=True).start()
+
+    def _take_handler_slot(self) -> bool:
+        """Wait (reading paused) until fewer than max_in_flight handlers run; False once the connection closed."""
+        while not self._handler_slots.acquire(timeout=0.1):
+            if self.closed.is_set():
+                return False
+        return True
 
     def _run_tell(self, handler: Handler, event: dict, trace: Optional[TraceContext]) -> None:
         try:
             handler(event, HandlerContext(self, threading.Event(), False, trace))
         except Exception:
             pass  # a TELL is never answered
+        finally:
+            self._handler_slots.release()
 
     def _run_ask(self, handler: Handler, event: dict, ask_id: int, cancelled: threading.Event, window: Optional[int], trace: Optional[TraceContext]) -> None:
         try:
             result = handler(event, HandlerContext(self, cancelled, window is not None, trace))
             if window is not None and _is_iterator(result):
                 for item in result:
-                    credit = self._credit[ask_id]
-                    credit.acquire()
+                    self._credit[ask_id].take()
                     if cancelled.is_set() or self.closed.is_set():
                         return
                     self._write_control([FrameKind.STREAM_ITEM, ask_id, item])
@@ -487,6 +505,7 @@ class Client:
         finally:
             self._handling.pop(ask_id, None)
             self._credit.pop(ask_id, None)
+            self._handler_slots.release()
             self._maybe_end()
 
     def _answer(self, ask_id: int, value: Any = None, error: Optional[tuple[str, str, Optional[dict]]] = None) -> None:
@@ -555,7 +574,7 @@ class Client:
             for cancelled in self._handling.values():
                 cancelled.set()
             for credit in self._credit.values():
-                credit.release()
+                credit.wake()
             self.closed.set()
         try:
             self._sock.close()
@@ -564,6 +583,33 @@ class Client:
         lost = ConverseError("CONNECTION_CLOSED", f"the connection closed{f' ({reason.code})' if reason else ''}")
         for item in pending:
             self._settle(item, error=lost)
+
+
+class _Credit:
+    """Stream items the server will take (§6.7): a count, capped at 2**32-1 however much is granted."""
+
+    def __init__(self, window: int) -> None:
+        self._available = window
+        self._woken = False
+        self._changed = threading.Condition()
+
+    def grant(self, count: int) -> None:
+        with self._changed:
+            self._available = min(self._available + count, 0xFFFFFFFF)
+            self._changed.notify()
+
+    def take(self) -> None:
+        """Wait for one item's credit, or until woken (cancelled or closed: the caller checks)."""
+        with self._changed:
+            while self._available == 0 and not self._woken:
+                self._changed.wait()
+            if self._available > 0:
+                self._available -= 1
+
+    def wake(self) -> None:
+        with self._changed:
+            self._woken = True
+            self._changed.notify_all()
 
 
 def _is_iterator(value: Any) -> bool:

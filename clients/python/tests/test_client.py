@@ -107,3 +107,51 @@ def test_passes_the_conformance_kit_in_client_role():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "21 cases: 21 passed, 0 failed" in result.stdout
+
+
+def test_the_servers_asks_are_handled_at_most_max_in_flight_at_once(server_path):
+    # Each "callback" makes the server ask this client "echo"; 40 at once would be 40 threads.
+    lock = threading.Lock()
+    running = [0]
+    most = [0]
+
+    def echo(event, ctx):
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)
+        with lock:
+            running[0] -= 1
+        return event["value"]
+
+    with Client.connect(server_path, handlers={"echo": echo}, max_in_flight=4, reply_timeout=30) as client:
+        pending = [client.start_ask({"type": "callback", "value": i}) for i in range(40)]
+        assert [p.result() for p in pending] == list(range(40))
+    assert most[0] == 4
+
+
+def test_max_in_flight_must_be_a_positive_integer(server_path):
+    for bad in (0, -1, 1.5, None):
+        with pytest.raises(ConverseError) as refused:
+            Client.connect(server_path, max_in_flight=bad)
+        assert refused.value.code == "INVALID_ARGUMENT"
+
+
+def test_stream_credit_is_a_capped_count_not_one_wakeup_per_item():
+    # A server may grant 2**32-1 items per CREDIT frame, again and again: constant work and memory.
+    from interprocess_converse.client import _Credit
+
+    credit = _Credit(1)
+    for _ in range(1000):
+        credit.grant(0xFFFFFFFF)  # one addition each (it was up to 2**20 semaphore releases each)
+    assert credit._available == 0xFFFFFFFF
+    credit.take()
+    assert credit._available == 0xFFFFFFFE
+    empty = _Credit(0)
+    taker = threading.Thread(target=empty.take)
+    taker.start()
+    taker.join(0.1)
+    assert taker.is_alive()  # waits for credit …
+    empty.wake()
+    taker.join(5)
+    assert not taker.is_alive()  # … until woken (cancelled or closed)
