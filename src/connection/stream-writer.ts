@@ -85,6 +85,8 @@ export class StreamWriter {
           }
           value = result.value;
         }
+        // The asker may have cancelled (or the connection gone) while the source made this item.
+        if (ctx.cancelled || this.life.released) break;
         // The item waits for room in the write budget: however large the asker's window, it
         // cannot make us buffer more than maxWriteBuffer for it.
         if (this.sender.full) {

@@ -5,12 +5,16 @@
  * end of its tick (coalescing stays); bytes arrive in order. An in-memory Duplex records each
  * write the stream hands down (no timing is measured).
  */
+import { getEventListeners } from 'node:events';
 import { Duplex } from 'node:stream';
 import { describe, expect, it } from 'vitest';
-import { ReadFlow } from '../../src/connection/flow.js';
+import { PauseReason, ReadFlow } from '../../src/connection/flow.js';
 import { Sender } from '../../src/connection/sender.js';
 import { newStats } from '../../src/connection/stats.js';
+import { ConverseError } from '../../src/errors.js';
+import { decodeBody, encodeFrame } from '../../src/wire/codec.js';
 import { FrameKind } from '../../src/wire/constants.js';
+import { FrameDecoder } from '../../src/wire/framing.js';
 
 /** A Duplex that records how many chunks each write down to the "socket" carried. */
 function recordingStream(): { stream: Duplex; writes: number[]; bytes: Buffer[] } {
@@ -83,5 +87,329 @@ describe('Sender batching', () => {
     expect(writes).toEqual([2]);
     await nextTick();
     expect(writes).toEqual([2]);
+  });
+});
+
+/**
+ * A peer that reads only when told: each write down to the "socket" is held (its bytes stay in
+ * the stream's writableLength) until `read()` hands the held writes over, as a socket whose peer
+ * stopped reading does. Every frame handed over is decoded, in order.
+ */
+function slowPeer(): { stream: Duplex; frames: unknown[][]; read(): void; held(): number } {
+  const frames: unknown[][] = [];
+  const decoder = new FrameDecoder(64 * 1024 * 1024, false, (body) => frames.push(decodeBody(body) as unknown[]), (error) => {
+    throw error;
+  });
+  let held: Array<{ chunks: Buffer[]; callback: () => void }> = [];
+  const stream = new Duplex({
+    highWaterMark: 1, // Node's own 'drain' comes at once: the budget must not rely on it
+    read() {},
+    write(chunk: Buffer, _encoding, callback) {
+      held.push({ chunks: [chunk], callback });
+    },
+    writev(chunks, callback) {
+      held.push({ chunks: chunks.map((c) => c.chunk as Buffer), callback });
+    },
+  });
+  const read = (): void => {
+    // Node hands the next buffered chunks down as each callback runs: read until nothing is held.
+    while (held.length > 0) {
+      const batch = held;
+      held = [];
+      for (const { chunks, callback } of batch) {
+        for (const chunk of chunks) decoder.push(chunk);
+        callback();
+      }
+    }
+  };
+  return { stream, frames, read, held: () => held.length };
+}
+
+const FRAME = encodeFrame([FrameKind.TELL, { type: 't', pad: 'x'.repeat(90) }], false, 1 << 20);
+
+/** A sender with a budget of `frames` FRAMEs, framing, over a slow peer; its read flow is real. */
+function budgeted(frames = 2) {
+  const peer = slowPeer();
+  const flow = new ReadFlow(peer.stream);
+  const stats = newStats();
+  const s = new Sender(peer.stream, stats, frames * FRAME.length, 1 << 20, flow);
+  s.framing = true;
+  return { s, peer, flow, stats };
+}
+
+const settleIo = async (): Promise<void> => {
+  for (let i = 0; i < 3; i++) await new Promise((resolve) => setImmediate(resolve));
+};
+
+describe('Sender: the write budget (maxWriteBuffer)', () => {
+  it('is used up exactly when the bytes not yet handed to the OS reach it, not one frame before', async () => {
+    const { s, peer } = budgeted(2);
+    expect(s.full).toBe(false);
+    s.writeFrame(FRAME);
+    expect(s.buffered).toBe(FRAME.length);
+    expect(s.full).toBe(false);
+    s.writeFrame(FRAME);
+    expect(s.buffered).toBe(2 * FRAME.length);
+    expect(s.full).toBe(true);
+    await settleIo();
+    expect(s.bytesHandedOver).toBe(0);
+    peer.read();
+    await settleIo();
+    expect(s.full).toBe(false);
+    expect(s.buffered).toBe(0);
+    expect(s.bytesHandedOver).toBe(2 * FRAME.length);
+    expect(peer.frames).toHaveLength(2);
+  });
+
+  it('a stream that is ended or destroyed has no room (writers then wait for the release)', () => {
+    const ended = budgeted(2);
+    ended.peer.stream.end();
+    expect(ended.s.full).toBe(true);
+    const destroyed = budgeted(2);
+    destroyed.peer.stream.destroy();
+    expect(destroyed.s.full).toBe(true);
+    expect(destroyed.s.closed).toBe(true);
+    expect(ended.s.closed).toBe(false);
+  });
+
+  it('a frame that takes the buffer over the budget pauses reading from the peer (WRITES); one that only fills it does not', async () => {
+    const { s, peer, flow } = budgeted(2);
+    s.writeFrame(FRAME);
+    s.writeFrame(FRAME); // exactly at the budget: full, but not over it
+    expect(flow.isPausedFor(PauseReason.WRITES)).toBe(false);
+    s.writeFrame(FRAME); // the answer to something the peer sent may pass it by one frame
+    expect(flow.isPausedFor(PauseReason.WRITES)).toBe(true);
+    await settleIo();
+    peer.read();
+    await settleIo();
+    expect(flow.isPausedFor(PauseReason.WRITES)).toBe(false);
+    expect(peer.frames).toHaveLength(3);
+  });
+
+  it('reading resumes once the frames over the budget are handed over, though Node emits no drain at its own mark', async () => {
+    // A budget above Node's high-water mark: 'drain' alone would never say there is room.
+    const peer = slowPeer();
+    const flow = new ReadFlow(peer.stream);
+    const s = new Sender(peer.stream, newStats(), 2 * FRAME.length, 1 << 20, flow);
+    s.framing = true;
+    let drains = 0;
+    peer.stream.on('drain', () => drains++);
+    for (let i = 0; i < 3; i++) s.writeFrame(FRAME);
+    expect(flow.isPausedFor(PauseReason.WRITES)).toBe(true);
+    await settleIo();
+    peer.read();
+    await settleIo();
+    expect(flow.isPausedFor(PauseReason.WRITES)).toBe(false);
+    expect(drains).toBeGreaterThanOrEqual(0);
+  });
+
+  it('whenRoom: writes at once when there is room and nobody waits; otherwise in order once the peer has read enough, each finding room', async () => {
+    const { s, peer } = budgeted(2);
+    const order: string[] = [];
+    s.whenRoom(() => order.push('now'));
+    expect(order).toEqual(['now']);
+    s.writeFrame(FRAME);
+    s.writeFrame(FRAME);
+    for (const name of ['a', 'b', 'c']) {
+      s.whenRoom(() => {
+        order.push(name);
+        s.writeFrame(FRAME); // each writer uses a frame of the budget
+      });
+    }
+    expect(order).toEqual(['now']);
+    await settleIo();
+    peer.read(); // room for two frames: a and b write, c waits for the next room
+    await settleIo();
+    expect(order).toEqual(['now', 'a', 'b']);
+    expect(s.full).toBe(true);
+    peer.read();
+    await settleIo();
+    expect(order).toEqual(['now', 'a', 'b', 'c']);
+  });
+
+  it('whenRoom queues behind earlier writers even when there is room right now (writers queue fairly)', async () => {
+    const { s, peer } = budgeted(1);
+    const order: string[] = [];
+    s.writeFrame(FRAME);
+    s.whenRoom(() => order.push('first'));
+    await settleIo();
+    peer.read();
+    // Room now, but suppose `first` had not run yet: a newcomer must not overtake it.
+    s.whenRoom(() => order.push('second'));
+    await settleIo();
+    expect(order).toEqual(['first', 'second']);
+  });
+
+  it('the writers run before user sends waiting for room are released', async () => {
+    const { s, peer } = budgeted(1);
+    const order: string[] = [];
+    s.writeFrame(FRAME);
+    const sent = s.whenWritable(Infinity, undefined, 'ask').then(() => order.push('user send'));
+    s.whenRoom(() => order.push('writer'));
+    await settleIo();
+    peer.read();
+    await sent;
+    expect(order).toEqual(['writer', 'user send']);
+  });
+
+  it('user sends waiting for room stay waiting while a writer has filled the budget again', async () => {
+    const { s, peer } = budgeted(1);
+    s.writeFrame(FRAME);
+    let released = false;
+    void s.whenWritable(Infinity, undefined, 'ask').then(() => (released = true));
+    s.whenRoom(() => s.writeFrame(FRAME));
+    await settleIo();
+    peer.read(); // room for the writer only
+    await settleIo();
+    expect(peer.held()).toBe(1);
+    expect(released).toBe(false);
+    peer.read();
+    await settleIo();
+    expect(released).toBe(true);
+  });
+
+  it('whenWritable resolves every waiting send once there is room', async () => {
+    const { s, peer } = budgeted(1);
+    s.writeFrame(FRAME);
+    const done: number[] = [];
+    const waits = [1, 2, 3].map((n) => s.whenWritable(10_000, undefined, 'ask').then(() => done.push(n)));
+    await settleIo();
+    expect(done).toEqual([]);
+    peer.read();
+    await Promise.all(waits);
+    expect(done).toEqual([1, 2, 3]);
+  });
+
+  it('whenWritable fails with TIMEOUT, naming the message type and the budget, when the peer reads nothing in time', async () => {
+    const { s } = budgeted(1);
+    s.writeFrame(FRAME);
+    const error = await s.whenWritable(20, undefined, 'report').catch((e: unknown) => e);
+    expect(error).toMatchObject({ code: 'TIMEOUT' });
+    expect((error as Error).message).toBe(`"report" could not be sent within 20 ms: over ${FRAME.length} bytes (maxWriteBuffer) are waiting for the peer to read them.`);
+  });
+
+  it('whenWritable fails with ABORTED when its signal aborts (or already had), and leaves no listener on the signal', async () => {
+    const { s, peer } = budgeted(1);
+    s.writeFrame(FRAME);
+    const already = AbortSignal.abort(new Error('changed my mind'));
+    const first = await s.whenWritable(10_000, already, 'ask').catch((e: unknown) => e);
+    expect(first).toMatchObject({ code: 'ABORTED', cause: already.reason });
+    const controller = new AbortController();
+    const waiting = s.whenWritable(10_000, controller.signal, 'ask').catch((e: unknown) => e);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(1);
+    controller.abort(new Error('stop'));
+    expect(await waiting).toMatchObject({ code: 'ABORTED', cause: controller.signal.reason });
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    // The aborted send is no longer waiting: room later releases only the one still waiting.
+    const kept = new AbortController();
+    const resolved = s.whenWritable(10_000, kept.signal, 'ask');
+    await settleIo();
+    peer.read();
+    await resolved;
+    expect(getEventListeners(kept.signal, 'abort')).toHaveLength(0); // removed once it went ahead
+  });
+
+  it('release: every send still waiting fails CONNECTION_CLOSED with the reason, and the waiting writers run (to find the stream gone)', async () => {
+    const { s, peer } = budgeted(1);
+    s.writeFrame(FRAME);
+    const controller = new AbortController();
+    const waiting = [s.whenWritable(10_000, controller.signal, 'a'), s.whenWritable(Infinity, undefined, 'b')].map((p) => p.catch((e: unknown) => e));
+    let ran = 0;
+    s.whenRoom(() => ran++);
+    s.whenRoom(() => ran++);
+    const reason = new ConverseError('CONNECTION_CLOSED', 'the peer went away');
+    peer.stream.destroy();
+    s.release(reason);
+    for (const error of await Promise.all(waiting)) {
+      expect(error).toMatchObject({ code: 'CONNECTION_CLOSED', cause: reason });
+      expect((error as Error).message).toMatch(/the peer went away/);
+    }
+    expect(ran).toBe(2);
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    s.release(reason); // again: nothing left to release
+    expect(ran).toBe(2);
+  });
+});
+
+describe('Sender: what it writes', () => {
+  it('nothing once the stream is destroyed or ended, and nothing is counted', async () => {
+    for (const how of ['destroy', 'end'] as const) {
+      const { s, peer, stats } = budgeted(4);
+      if (how === 'destroy') peer.stream.destroy();
+      else peer.stream.end();
+      s.writeFrame(FRAME);
+      s.writeControl(FrameKind.PING);
+      if (how === 'destroy') s.writeRaw(Buffer.from('hello'));
+      expect(stats.messagesOut, how).toBe(0);
+      expect(stats.bytesOut, how).toBe(0);
+      await settleIo();
+      peer.read();
+      expect(peer.frames, how).toEqual([]);
+    }
+  });
+
+  it('counts every frame and byte it writes; handshake bytes count as bytes only', async () => {
+    const { s, stats, peer } = budgeted(4);
+    s.writeRaw(Buffer.from('IPCV'));
+    expect(stats).toMatchObject({ bytesOut: 4, messagesOut: 0 });
+    s.writeFrame(FRAME);
+    s.writeFrame(FRAME);
+    expect(stats).toMatchObject({ bytesOut: 4 + 2 * FRAME.length, messagesOut: 2 });
+    expect(s.buffered).toBe(4 + 2 * FRAME.length);
+    peer.stream.destroy();
+  });
+
+  it('control frames only once framing is agreed: [kind], [kind, id], [kind, id, value]', async () => {
+    const { s, peer } = budgeted(4);
+    s.framing = false;
+    s.writeControl(FrameKind.PING);
+    s.framing = true;
+    s.writeControl(FrameKind.PING);
+    s.writeControl(FrameKind.CANCEL, 3);
+    s.writeControl(FrameKind.CREDIT, 3, 16);
+    await settleIo();
+    peer.read();
+    expect(peer.frames).toEqual([[FrameKind.PING], [FrameKind.CANCEL, 3], [FrameKind.CREDIT, 3, 16]]);
+  });
+
+  it('a reply that cannot be encoded reaches the asker as its REMOTE_ERROR instead', async () => {
+    const { s, peer } = budgeted(4);
+    s.writeReply(5, 'lookup', { ok: true });
+    s.writeReply(6, 'lookup', { when: () => 1 });
+    await settleIo();
+    peer.read();
+    expect(peer.frames[0]).toEqual([FrameKind.REPLY, 5, { ok: true }]);
+    const [kind, id, payload] = peer.frames[1]!;
+    expect([kind, id]).toEqual([FrameKind.ERROR, 6]);
+    expect(payload).toMatchObject({ code: 'REMOTE_ERROR' });
+    expect((payload as { message: string }).message).toMatch(/^The peer's handler for "lookup" failed: ConverseError: Cannot encode the message: message\[2\]\.when is a function, which cannot be sent\.$/);
+  });
+
+  it('an error whose own text cannot be encoded (or is too large) is sent as a plain one with the same code', async () => {
+    const { s, peer } = budgeted(4);
+    s.sendLimit = 200;
+    s.writeError(7, 'REMOTE_ERROR', 'x'.repeat(500));
+    s.writeError(8, 'INVALID_MESSAGE', 'short');
+    await settleIo();
+    peer.read();
+    expect(peer.frames).toEqual([
+      [FrameKind.ERROR, 7, { code: 'REMOTE_ERROR', message: 'the error could not be encoded' }],
+      [FrameKind.ERROR, 8, { code: 'INVALID_MESSAGE', message: 'short' }],
+    ]);
+  });
+
+  it('flushed() resolves once the stream has handed everything written so far to the OS; on a destroyed stream it fails CONNECTION_CLOSED', async () => {
+    const { s, peer } = budgeted(4);
+    s.writeFrame(FRAME);
+    let flushed = false;
+    const done = s.flushed(undefined).then(() => (flushed = true));
+    await settleIo();
+    expect(flushed).toBe(false);
+    peer.read();
+    await done;
+    expect(flushed).toBe(true);
+    peer.stream.destroy();
+    const cause = new Error('reset by peer');
+    await expect(s.flushed(cause)).rejects.toMatchObject({ code: 'CONNECTION_CLOSED', cause });
   });
 });

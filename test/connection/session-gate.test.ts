@@ -14,14 +14,17 @@ import { answer } from '../../src/session.js';
 
 type Ev = { type: 'login' } | { type: 'query' } | { type: 'logout' } | { type: 'explode' };
 
+/** What each answer() call from the session returned (true: it answered the ask). */
+const answerResults: boolean[] = [];
+
 /** A session: `login` first, then `query` (answered by the session itself when `selfAnswer`), then `logout`. */
 const sessionMachine = setup({
   types: { context: {} as { seen: string[] }, events: {} as Ev },
   actions: {
     note: assign({ seen: ({ context, event }) => [...context.seen, event.type] }),
     answerQuery: ({ event }) => {
-      answer(event, 'answered by the session');
-      answer(event, 'a second answer is ignored');
+      answerResults.push(answer(event, 'answered by the session'));
+      answerResults.push(answer(event, 'a second answer is ignored'));
     },
     explode: () => {
       throw new Error('the session broke');
@@ -125,6 +128,106 @@ describe('SessionGate', () => {
     expect(t.refused[1]!.slice(0, 3)).toEqual([-1, 'logout', 'NOT_ACCEPTED']);
   });
 
+  it('a type the session names in no state is refused NOT_ACCEPTED without asking it, and says so', () => {
+    const t = setUp();
+    // Types near a named one are not it: names are exact (a prefix needs a `prefix.*` transition).
+    for (const type of ['status', 'logi', 'loginx', 'login.extra', 'LOGIN', '']) {
+      expect(t.gate.offer({ type }, 3, type), type).toBe(Gate.DONE);
+    }
+    expect(t.refused.map(([, type, code, message]) => [type, code, message])).toEqual(
+      ['status', 'logi', 'loginx', 'login.extra', 'LOGIN', ''].map((type) => [type, 'NOT_ACCEPTED', `The session does not accept "${type}" in any state.`]),
+    );
+    // A named type it cannot take now is refused for its state instead (the session is asked).
+    expect(t.gate.offer({ type: 'logout' }, 4, 'logout')).toBe(Gate.DONE);
+    expect(t.refused.at(-1)![3]).toBe('The session is in state "out" and does not accept "logout" there.');
+    expect(t.gate.offer({ type: 'login' }, 5, 'login')).toBe(Gate.TAKEN);
+  });
+
+  // Left by mutation testing: the named prefixes starting as `['Stryker was here']` instead of
+  // `[]` (only a type beginning with Stryker's own marker text would tell).
+  it('a `prefix.*` transition names every type under that prefix, and only those', () => {
+    const machine = setup({}).createMachine({ on: { 'user.*': { actions: () => {} }, ping: { actions: () => {} } } });
+    const actor = createActor(machine).start();
+    const refused: string[] = [];
+    const gate = new SessionGate(() => actor, undefined, undefined, {} as Responder, {} as Lifecycle, (_id, type, _code, message) => refused.push(`${type}: ${message}`));
+    for (const type of ['user.created', 'user.', 'user.a.b', 'ping']) expect(gate.offer({ type }, -1, type), type).toBe(Gate.TAKEN);
+    for (const type of ['user', 'users.created', 'u', 'xuser.created', 'pingx']) expect(gate.offer({ type }, -1, type), type).toBe(Gate.DONE);
+    expect(refused).toEqual(['user', 'users.created', 'u', 'xuser.created', 'pingx'].map((type) => `${type}: The session does not accept "${type}" in any state.`));
+    actor.stop();
+  });
+
+  it('a catch-all (`*`) session is asked only about what this side serves: the declared protocol if any, else its handlers (own keys only)', () => {
+    const machine = setup({}).createMachine({ on: { '*': { actions: () => {} } } });
+    const actor = createActor(machine).start();
+    const make = (handlers: Record<string, undefined> | undefined, schemas: Record<string, object> | undefined) => {
+      const refused: string[] = [];
+      const gate = new SessionGate(() => actor, handlers as never, schemas as never, {} as Responder, {} as Lifecycle, (_id, type, _code, message) => refused.push(`${type}: ${message}`));
+      const outcome = (type: string) => gate.offer({ type }, -1, type);
+      return { outcome, refused };
+    };
+    // The protocol decides, even where handlers say otherwise.
+    const byProtocol = make({ handled: undefined }, { declared: {} });
+    expect(byProtocol.outcome('declared')).toBe(Gate.TAKEN);
+    expect(byProtocol.outcome('handled')).toBe(Gate.DONE);
+    expect(byProtocol.outcome('toString')).toBe(Gate.DONE); // inherited keys are not served types
+    expect(byProtocol.outcome('__proto__')).toBe(Gate.DONE);
+    expect(byProtocol.refused).toEqual(['handled', 'toString', '__proto__'].map((type) => `${type}: The session does not accept "${type}" in any state.`));
+    // No protocol: the handlers decide.
+    const byHandlers = make({ handled: undefined }, undefined);
+    expect(byHandlers.outcome('handled')).toBe(Gate.TAKEN);
+    expect(byHandlers.outcome('declared')).toBe(Gate.DONE);
+    expect(byHandlers.outcome('hasOwnProperty')).toBe(Gate.DONE);
+    // Neither: the session is asked about every type (but XState's own: see below).
+    const open = make(undefined, undefined);
+    expect(open.outcome('anything')).toBe(Gate.TAKEN);
+    actor.stop();
+  });
+
+  it('the named types are read once per machine definition, shared by every connection that runs it', () => {
+    const machine = setup({}).createMachine({ on: { ping: { actions: () => {} } } });
+    const events = machine.events;
+    let reads = 0;
+    Object.defineProperty(machine, 'events', {
+      get() {
+        reads++;
+        return events;
+      },
+    });
+    // The first connection reads them (and keeps what they name, for the machine) ...
+    const readsFor = (): number => {
+      const before = reads;
+      const actor = createActor(machine).start();
+      const gate = new SessionGate(() => actor, undefined, undefined, {} as Responder, {} as Lifecycle, () => {});
+      expect(gate.offer({ type: 'ping' }, -1, 'ping')).toBe(Gate.TAKEN);
+      expect(gate.offer({ type: 'pong' }, -1, 'pong')).toBe(Gate.DONE);
+      actor.stop();
+      return reads - before;
+    };
+    const first = readsFor();
+    expect(first).toBeGreaterThan(0);
+    // ... the next ones only look that it is a list: they do not walk it again.
+    expect(readsFor()).toBeLessThan(first);
+    expect(readsFor()).toBeLessThan(first);
+  });
+
+  it('a session actor that does not show its machine’s event types (not a state machine) is asked about every type', () => {
+    for (const logic of [undefined, { events: undefined }, { events: 'ping' }]) {
+      const sent: string[] = [];
+      const session = {
+        logic,
+        getSnapshot: () => ({ status: 'active', value: 'any', can: (event: { type: string }) => event.type !== 'never' }),
+        send: (event: { type: string }) => sent.push(event.type),
+      } as unknown as AnyActorRef;
+      const refused: string[] = [];
+      const gate = new SessionGate(() => session, undefined, undefined, {} as Responder, {} as Lifecycle, (_id, type, _code, message) => refused.push(`${type}: ${message}`));
+      expect(gate.offer({ type: 'ping' }, -1, 'ping')).toBe(Gate.TAKEN);
+      expect(gate.offer({ type: 'whatever' }, -1, 'whatever')).toBe(Gate.TAKEN);
+      expect(gate.offer({ type: 'never' }, -1, 'never')).toBe(Gate.DONE);
+      expect(sent).toEqual(['ping', 'whatever']);
+      expect(refused).toEqual(['never: The session is in state "any" and does not accept "never" there.']);
+    }
+  });
+
   it('once the session has finished, everything is refused NOT_ACCEPTED', () => {
     const t = setUp();
     t.gate.offer({ type: 'login' }, -1, 'login');
@@ -151,9 +254,21 @@ describe('SessionGate', () => {
     const t = setUp();
     t.gate.offer({ type: 'login' }, -1, 'login');
     const event = { type: 'query' };
+    answerResults.length = 0;
     expect(t.gate.offer(event, 9, 'query')).toBe(Gate.DONE);
     expect(t.answered).toEqual([[9, 'query', 'answered by the session']]);
+    // answer() says whether it answered: the first call did, the second was too late.
+    expect(answerResults).toEqual([true, false]);
     expect(seen(t.actor)).toEqual(['login', 'query']);
+  });
+
+  it('once the session has taken the event, answering it is too late: answer() does nothing and says so', () => {
+    const t = setUp();
+    t.gate.offer({ type: 'login' }, -1, 'login');
+    const event = { type: 'logout' };
+    expect(t.gate.offer(event, 12, 'logout')).toBe(Gate.TAKEN); // the handler answers this one
+    expect(answer(event, 'late')).toBe(false);
+    expect(t.answered).toEqual([]);
   });
 
   it('ask id 0 is an ask like any other: the session can answer it, and its failure is written to it', () => {

@@ -21,11 +21,33 @@ const settle = async (): Promise<void> => {
 
 function setUp(credit: number) {
   const written: unknown[][] = [];
+  /**
+   * The write budget, as the sender shows it to a producer: `full`, and `whenRoom(write)`, which
+   * writes now if there is room and nobody waits, else queues the writer; `room()` frees the
+   * budget and runs the queued writers in order while it lasts (as the sender does on drain).
+   */
+  const budget = {
+    full: false,
+    waiting: [] as Array<() => void>,
+    room(): void {
+      budget.full = false;
+      while (budget.waiting.length > 0 && !budget.full) budget.waiting.shift()!();
+    },
+  };
   const sender = {
-    writeEnvelope: (envelope: unknown[]) => written.push(envelope),
+    writeEnvelope: (envelope: unknown[]) => {
+      if (typeof envelope[2] === 'symbol') throw new TypeError('a symbol cannot be encoded');
+      written.push(envelope);
+    },
     writeControl: (kind: number, id?: number) => written.push([kind, id]),
     writeRemoteError: (id: number, type: string, error: unknown) => written.push([FrameKind.ERROR, id, type, error]),
-    full: false, // the write budget always has room here (waiting for it: test/connection/core.test.ts)
+    get full() {
+      return budget.full;
+    },
+    whenRoom: (write: () => void) => {
+      if (budget.waiting.length === 0 && !budget.full) write();
+      else budget.waiting.push(write);
+    },
   } as unknown as Sender;
   const reported: unknown[] = [];
   let settledCount = 0;
@@ -40,7 +62,7 @@ function setUp(credit: number) {
   const ctx = new HandlerContextImpl(undefined, true, undefined);
   ctx.credit = credit;
   inFlight.startAsk(7, ctx);
-  return { writer, ctx, inFlight, life, written, reported, settledCount: () => settledCount };
+  return { writer, ctx, inFlight, life, written, reported, budget, settledCount: () => settledCount };
 }
 
 /** An endless source that counts how many items were pulled from it and whether it was closed. */
@@ -213,6 +235,27 @@ describe('StreamWriter', () => {
     }
   });
 
+  it('cancelled while the source is producing an item: that item is not sent either', async () => {
+    for (const how of ['cancelled', 'released'] as const) {
+      const { writer, written, ctx, life } = setUp(10);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      const iterable = (async function* () {
+        yield 1;
+        await gate; // the handler is working on the next item when the asker cancels
+        yield 2;
+        yield 3;
+      })();
+      const done = writer.produce(7, 'numbers', ctx, iterable, undefined);
+      await settle();
+      if (how === 'cancelled') ctx.abort(new Error('cancelled'));
+      else life.released = true;
+      release();
+      await done;
+      expect(written, how).toEqual([[FrameKind.STREAM_ITEM, 7, 1]]);
+    }
+  });
+
   it('a source that ended by itself is not closed again (return() is only for stopping early)', async () => {
     const { writer, ctx } = setUp(10);
     let returns = 0;
@@ -262,6 +305,25 @@ describe('StreamWriter', () => {
     await done;
   });
 
+  // Equivalent (a survivor): `iterator !== undefined` before closing the source made `true`: with
+  // no iterator, `iterator.return?.()` throws a TypeError inside the same try/catch that keeps a
+  // throwing return() from escaping; the ask ends with the same ERROR either way.
+  it('an iterable that cannot even start (its iterator method throws) ends the ask with that error, and produce() still resolves', async () => {
+    const { writer, written, ctx, inFlight } = setUp(10);
+    const boom = new Error('no iterator today');
+    const iterable = {
+      [Symbol.asyncIterator]: () => {
+        throw boom;
+      },
+    } as unknown as AsyncIterable<number>;
+    await expect(writer.produce(7, 'numbers', ctx, iterable, undefined)).resolves.toBeUndefined();
+    expect(written).toEqual([[FrameKind.ERROR, 7, 'numbers', boom]]);
+    expect(inFlight.get(7)).toBeUndefined();
+  });
+
+  // An iterator without return() stopped early: calling `iterator.return()` without the `?.`
+  // (a mutant) throws a TypeError that the same try/catch swallows as it swallows a throwing
+  // return(): no input tells the two apart (a survivor, equivalent).
   it('an iterator without return() stopped early is simply dropped', async () => {
     const { writer, written, ctx } = setUp(1);
     let next = 0;
@@ -280,6 +342,132 @@ describe('StreamWriter', () => {
     inFlight.finish(7, ctx);
     await writer.produce(7, 'numbers', ctx, iterable, undefined);
     expect(written).toEqual([[FrameKind.STREAM_ITEM, 7, 0]]);
+  });
+});
+
+describe('StreamWriter: the write budget (items and the end wait for room; the asker’s credit cannot make us buffer more)', () => {
+  it('with the budget used up, the next item waits for room (pulled once, not written); room writes it, then the rest flow', async () => {
+    const { writer, written, ctx, budget } = setUp(10);
+    const { state, iterable } = source(4);
+    budget.full = true;
+    const done = writer.produce(7, 'numbers', ctx, iterable, undefined);
+    await settle();
+    expect(written).toEqual([]);
+    expect(state.pulled).toBe(1); // the one item waiting for room: nothing more is pulled
+    expect(budget.waiting).toHaveLength(1);
+    expect(writer.streams.get(7)).toMatchObject({ sent: 0, credit: 9 });
+    budget.room();
+    await done;
+    expect(written).toEqual([
+      [FrameKind.STREAM_ITEM, 7, 0],
+      [FrameKind.STREAM_ITEM, 7, 1],
+      [FrameKind.STREAM_ITEM, 7, 2],
+      [FrameKind.STREAM_ITEM, 7, 3],
+      [FrameKind.STREAM_END, 7],
+    ]);
+  });
+
+  // Equivalent (a survivor): `this.sender.full` before an item made `true`, so every item goes
+  // through whenRoom: with room and no writer waiting, whenRoom writes at once, the same item in
+  // the same order (a microtask later).
+  it('an item written once there is room counts as sent', async () => {
+    const { writer, ctx, budget } = setUp(10);
+    const { iterable } = source();
+    budget.full = true;
+    void writer.produce(7, 'numbers', ctx, iterable, undefined);
+    await settle();
+    // Room for exactly one write: the queued item goes, and the budget fills again.
+    const write = budget.waiting.shift()!;
+    write();
+    budget.full = true;
+    await settle();
+    expect(writer.streams.get(7)).toMatchObject({ sent: 1 });
+    ctx.abort(new Error('cancelled'));
+    budget.room();
+    await settle();
+  });
+
+  it('cancelled, or the connection gone, while an item waits for room: the item is not written, the source is closed', async () => {
+    for (const how of ['cancelled', 'released'] as const) {
+      const { writer, written, ctx, life, budget, inFlight } = setUp(10);
+      const { state, iterable } = source();
+      budget.full = true;
+      const done = writer.produce(7, 'numbers', ctx, iterable, undefined);
+      await settle();
+      if (how === 'cancelled') ctx.abort(new Error('cancelled'));
+      else life.released = true;
+      budget.room();
+      await done;
+      expect(written, how).toEqual([]);
+      expect(state.closed, how).toBe(true);
+      expect(state.pulled, how).toBe(1);
+      if (how === 'released') inFlight.abortAll(new Error('gone'));
+    }
+  });
+
+  it('an item that cannot be encoded when its room comes ends the stream with that error (REMOTE_ERROR to the asker)', async () => {
+    const { writer, written, ctx, budget } = setUp(10);
+    const iterable = (async function* () {
+      yield Symbol('unsendable') as unknown as number;
+      yield 2;
+    })();
+    budget.full = true;
+    const done = writer.produce(7, 'numbers', ctx, iterable, undefined);
+    await settle();
+    budget.room();
+    await done;
+    const [kind, id, type, error] = written[0]!;
+    expect([kind, id, type]).toEqual([FrameKind.ERROR, 7, 'numbers']);
+    expect((error as Error).message).toBe('a symbol cannot be encoded');
+    expect(written).toHaveLength(1);
+  });
+
+  it('STREAM_END waits for room too, and the ask stays in flight until it is written', async () => {
+    const { writer, written, ctx, budget, inFlight, settledCount } = setUp(10);
+    const iterable = (async function* () {
+      yield 1;
+      budget.full = true; // the budget fills after the last item
+    })();
+    await writer.produce(7, 'numbers', ctx, iterable, undefined);
+    expect(written).toEqual([[FrameKind.STREAM_ITEM, 7, 1]]);
+    expect(inFlight.get(7)).toBe(ctx);
+    expect(settledCount()).toBe(0);
+    budget.room();
+    expect(written).toEqual([
+      [FrameKind.STREAM_ITEM, 7, 1],
+      [FrameKind.STREAM_END, 7],
+    ]);
+    expect(inFlight.get(7)).toBeUndefined();
+    expect(settledCount()).toBe(1);
+  });
+
+  it('the ERROR that ends a failed stream waits for room the same way', async () => {
+    const { writer, written, ctx, budget, inFlight } = setUp(10);
+    const boom = new Error('disk gone');
+    const iterable = (async function* () {
+      yield 1;
+      budget.full = true;
+      throw boom;
+    })();
+    await writer.produce(7, 'numbers', ctx, iterable, undefined);
+    expect(written).toEqual([[FrameKind.STREAM_ITEM, 7, 1]]);
+    budget.room();
+    expect(written.at(-1)).toEqual([FrameKind.ERROR, 7, 'numbers', boom]);
+    expect(inFlight.get(7)).toBeUndefined();
+  });
+
+  it('a cancelled stream does not wait for room to finish: it writes nothing and leaves the in-flight table at once', async () => {
+    const { writer, written, ctx, budget, inFlight, settledCount } = setUp(1);
+    const done = writer.produce(7, 'numbers', ctx, source().iterable, undefined);
+    await settle();
+    budget.full = true;
+    ctx.abort(new Error('cancelled'));
+    writer.wake(7);
+    await done;
+    expect(written).toEqual([[FrameKind.STREAM_ITEM, 7, 0]]);
+    expect(budget.waiting).toEqual([]);
+    expect(inFlight.get(7)).toBeUndefined();
+    expect(settledCount()).toBe(1);
   });
 });
 
