@@ -103,10 +103,11 @@ export class Sender {
     }
     this.stats.messagesOut++;
     this.stats.bytesOut += frame.length;
-    const over = stream.writableLength + frame.length > this.maxWriteBuffer;
-    // Over the budget, the write's callback tells when room comes back ('drain' alone does not:
-    // Node emits it only past its own high-water mark, which may be above maxWriteBuffer).
-    if (over) stream.write(frame, this.onFlushed);
+    const queued = stream.writableLength + frame.length;
+    const over = queued > this.maxWriteBuffer;
+    // At or over the budget, the write's callback tells when room comes back ('drain' alone does
+    // not: Node emits it only past its own high-water mark, which may be above maxWriteBuffer).
+    if (queued >= this.maxWriteBuffer) stream.write(frame, this.onFlushed);
     else stream.write(frame);
     this.batchBytes += frame.length;
     if (++this.batchFrames >= this.batchLimit || this.batchBytes >= BATCH_BYTES) {
@@ -227,6 +228,7 @@ export class Sender {
       const timer = !Number.isFinite(timeout) ? undefined : setTimeout(() => {
         const index = this.roomWaiters.indexOf(waiter);
         if (index >= 0) this.roomWaiters.splice(index, 1);
+        signal?.removeEventListener('abort', onAbort); // a long-lived signal must not collect one per timed-out send
         reject(
           new ConverseError(
             'TIMEOUT',

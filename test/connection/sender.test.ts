@@ -7,14 +7,18 @@
  */
 import { getEventListeners } from 'node:events';
 import { Duplex } from 'node:stream';
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it } from 'vitest';
 import { PauseReason, ReadFlow } from '../../src/connection/flow.js';
+import type { FlightRecorder } from '../../src/connection/recorder.js';
 import { Sender } from '../../src/connection/sender.js';
 import { newStats } from '../../src/connection/stats.js';
 import { ConverseError } from '../../src/errors.js';
 import { decodeBody, encodeFrame } from '../../src/wire/codec.js';
 import { FrameKind } from '../../src/wire/constants.js';
 import { FrameDecoder } from '../../src/wire/framing.js';
+import { SharedFrame } from '../../src/wire/shared-frame.js';
+import { cleanup, waitUntil } from '../helpers/cleanup.js';
+import { corePair } from './pair.js';
 
 /** A Duplex that records how many chunks each write down to the "socket" carried. */
 function recordingStream(): { stream: Duplex; writes: number[]; bytes: Buffer[] } {
@@ -95,14 +99,15 @@ describe('Sender batching', () => {
  * the stream's writableLength) until `read()` hands the held writes over, as a socket whose peer
  * stopped reading does. Every frame handed over is decoded, in order.
  */
-function slowPeer(): { stream: Duplex; frames: unknown[][]; read(): void; held(): number } {
+function slowPeer(highWaterMark = 1, checksum = false): { stream: Duplex; frames: unknown[][]; read(): void; held(): number } {
   const frames: unknown[][] = [];
-  const decoder = new FrameDecoder(64 * 1024 * 1024, false, (body) => frames.push(decodeBody(body) as unknown[]), (error) => {
+  const decoder = new FrameDecoder(64 * 1024 * 1024, checksum, (body) => frames.push(decodeBody(body) as unknown[]), (error) => {
     throw error;
   });
   let held: Array<{ chunks: Buffer[]; callback: () => void }> = [];
   const stream = new Duplex({
-    highWaterMark: 1, // Node's own 'drain' comes at once: the budget must not rely on it
+    // 1: Node's own 'drain' comes after every write; large: it never comes (the budget is below it).
+    highWaterMark,
     read() {},
     write(chunk: Buffer, _encoding, callback) {
       held.push({ chunks: [chunk], callback });
@@ -186,9 +191,9 @@ describe('Sender: the write budget (maxWriteBuffer)', () => {
     expect(peer.frames).toHaveLength(3);
   });
 
-  it('reading resumes once the frames over the budget are handed over, though Node emits no drain at its own mark', async () => {
-    // A budget above Node's high-water mark: 'drain' alone would never say there is room.
-    const peer = slowPeer();
+  it('reading resumes once the frames over the budget are handed over, though Node emits no drain below its own mark', async () => {
+    // A budget below Node's high-water mark: 'drain' never says there is room.
+    const peer = slowPeer(1 << 20);
     const flow = new ReadFlow(peer.stream);
     const s = new Sender(peer.stream, newStats(), 2 * FRAME.length, 1 << 20, flow);
     s.framing = true;
@@ -200,7 +205,23 @@ describe('Sender: the write budget (maxWriteBuffer)', () => {
     peer.read();
     await settleIo();
     expect(flow.isPausedFor(PauseReason.WRITES)).toBe(false);
-    expect(drains).toBeGreaterThanOrEqual(0);
+    expect(drains).toBe(0);
+  });
+
+  it('a writer waiting on a budget filled exactly (not passed) runs once the peer reads, though Node emits no drain', async () => {
+    const peer = slowPeer(1 << 20);
+    const s = new Sender(peer.stream, newStats(), 2 * FRAME.length, 1 << 20, new ReadFlow(peer.stream));
+    s.framing = true;
+    s.writeFrame(FRAME);
+    s.writeFrame(FRAME);
+    expect(s.full).toBe(true);
+    let ran = false;
+    s.whenRoom(() => (ran = true));
+    const sent = s.whenWritable(2_000, undefined, 'ask');
+    await settleIo();
+    peer.read();
+    await sent;
+    expect(ran).toBe(true);
   });
 
   it('whenRoom: writes at once when there is room and nobody waits; otherwise in order once the peer has read enough, each finding room', async () => {
@@ -288,6 +309,20 @@ describe('Sender: the write budget (maxWriteBuffer)', () => {
     expect((error as Error).message).toBe(`"report" could not be sent within 20 ms: over ${FRAME.length} bytes (maxWriteBuffer) are waiting for the peer to read them.`);
   });
 
+  it('a send that timed out is no longer waiting: it leaves no listener on its signal, and room later releases only the others', async () => {
+    const { s, peer } = budgeted(1);
+    s.writeFrame(FRAME);
+    const controller = new AbortController(); // one signal for many sends, as an application may keep
+    const timedOut = await s.whenWritable(20, controller.signal, 'report').catch((e: unknown) => e);
+    expect(timedOut).toMatchObject({ code: 'TIMEOUT' });
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+    const other = s.whenWritable(10_000, controller.signal, 'report');
+    await settleIo();
+    peer.read();
+    await other;
+    expect(getEventListeners(controller.signal, 'abort')).toHaveLength(0);
+  });
+
   it('whenWritable fails with ABORTED when its signal aborts (or already had), and leaves no listener on the signal', async () => {
     const { s, peer } = budgeted(1);
     s.writeFrame(FRAME);
@@ -359,6 +394,28 @@ describe('Sender: what it writes', () => {
     peer.stream.destroy();
   });
 
+  it('frames carry the CRC-32 when the handshake agreed on it; the flight recorder sees each frame with its message type where known', async () => {
+    const peer = slowPeer(1, true);
+    const s = new Sender(peer.stream, newStats(), 1 << 20, 1 << 20, new ReadFlow(peer.stream));
+    s.framing = true;
+    s.checksum = true;
+    const seen: Array<[number, boolean, string | undefined]> = [];
+    s.recorder = { frameOut: (frame: Buffer, checksum: boolean, type?: string) => seen.push([frame.length, checksum, type]) } as unknown as FlightRecorder;
+    s.writeEnvelope([FrameKind.TELL, { type: 'note' }]);
+    s.writeEnvelope([FrameKind.ASK, 1, { type: 'question' }]); // the ask's type is recorded by its writer
+    s.writeShared(new SharedFrame([FrameKind.TELL, { type: 'news' }]));
+    s.writeReply(1, 'question', 42);
+    await settleIo();
+    peer.read();
+    expect(peer.frames).toEqual([[FrameKind.TELL, { type: 'note' }], [FrameKind.ASK, 1, { type: 'question' }], [FrameKind.TELL, { type: 'news' }], [FrameKind.REPLY, 1, 42]]);
+    expect(seen.map(([, checksum, type]) => [checksum, type])).toEqual([
+      [true, 'note'],
+      [true, undefined],
+      [true, 'news'],
+      [true, 'question'],
+    ]);
+  });
+
   it('control frames only once framing is agreed: [kind], [kind, id], [kind, id, value]', async () => {
     const { s, peer } = budgeted(4);
     s.framing = false;
@@ -411,5 +468,35 @@ describe('Sender: what it writes', () => {
     peer.stream.destroy();
     const cause = new Error('reset by peer');
     await expect(s.flushed(cause)).rejects.toMatchObject({ code: 'CONNECTION_CLOSED', cause });
+  });
+});
+
+describe('the write budget across the engine (two cores over an in-memory pair)', () => {
+  afterEach(cleanup);
+
+  it('a broadcast skips a peer that is not reading (counted), and reaches it again once it has read', async () => {
+    const news: unknown[] = [];
+    const { server, streams } = await corePair(
+      { maxWriteBuffer: 4096 },
+      { handlers: { news: (e: { n: number }) => void news.push(e.n) } },
+      1024,
+    );
+    streams.client.pause(); // the client stops reading its socket
+    const payload = 'n'.repeat(1000);
+    let written = 0;
+    for (let n = 0; n < 50 && server.core.writeShared(new SharedFrame([FrameKind.TELL, { type: 'news', n, payload }])); n++) written++;
+    expect(written).toBeGreaterThan(0);
+    expect(written).toBeLessThan(50); // the budget (4 KiB) ran out: the rest were skipped
+    expect(server.core.stats.broadcastsSkipped).toBe(1);
+    expect(server.core.writeShared(new SharedFrame([FrameKind.TELL, { type: 'news', n: -1, payload }]))).toBe(false);
+    expect(server.core.stats.broadcastsSkipped).toBe(2);
+    // What was queued stayed within the budget, plus the one frame that filled it.
+    expect(streams.server.writableLength).toBeLessThan(4096 + 1100);
+    streams.client.resume();
+    await waitUntil(() => news.length === written, 'the queued broadcasts arrived');
+    expect(news).toEqual(Array.from({ length: written }, (_, n) => n));
+    expect(server.core.writeShared(new SharedFrame([FrameKind.TELL, { type: 'news', n: 99, payload }]))).toBe(true);
+    await waitUntil(() => news.length === written + 1, 'the next broadcast arrived');
+    expect(news.at(-1)).toBe(99);
   });
 });
