@@ -16,9 +16,11 @@ export default {
     'src/wire/msgpack-scan.ts',
     'src/pending.ts',
     // The engine's bounds that have fast in-process tests (test/connection/): when reading pauses
-    // (the write budget and the reader's queue pause it here), stream credit on the producing
-    // side, and the session gate.
+    // (the write budget and the reader's queue pause it here), the write budget itself (sender),
+    // the in-flight limit (maxInFlight), stream credit on the producing side, and the session gate.
     'src/connection/flow.ts',
+    'src/connection/sender.ts',
+    'src/connection/in-flight.ts',
     'src/connection/stream-writer.ts',
     'src/connection/session-gate.ts',
   ],

@@ -165,6 +165,10 @@ describe('InFlightTable: the bound and the bookkeeping behind it', () => {
     expect(table.signals.settled).toBe(1);
   });
 
+  // Equivalent (survivors): the empty slot's id `-1` made `+1` (in the field and the four places
+  // that reset it), and `this.current !== undefined` in get() made `true`: the slot is only ever
+  // consulted together with its item (get returns the slot's item only when there is one, finish
+  // compares the item), and an ask's id is never -1 (that is a tell's), so no lookup tells them apart.
   it('get and isBusy: the synchronous slot answers only for its own id; a cancelled ask is not busy (its id may be reused)', () => {
     const table = tableOf();
     const [waiting, running] = [ctx(), ctx()];
@@ -243,6 +247,7 @@ describe('InFlightTable: the bound and the bookkeeping behind it', () => {
     const [first, second] = [ctx(), ctx()];
     table.enter(3, first);
     expect(table.handOver(3, first, second)).toBe(true);
+    expect(table.finish(3, first)).toBe(false); // handed over: no longer the item under 3
     expect(table.get(3)).toBe(second);
     expect(table.size).toBe(1);
     expect([...table.entries()]).toEqual([[3, second]]);
