@@ -76,6 +76,9 @@ export interface CoreOptions {
   trace?: TraceOptions | undefined;
 }
 
+/** performance.now() of the read being decoded, -1 outside one (frames held back by a pause are delivered later). */
+let readAt = -1;
+
 export class ConnectionCore implements ConnectionTransport, Lifecycle {
   readonly stats: ConnectionStats = newStats();
   /** The last frames and transitions, for when something goes wrong (and for tracing). */
@@ -363,7 +366,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
         this.checkDrainLater();
         return;
       case 'END':
-        this.socket.end();
+        this.sender.end(); // after the frames still waiting in its batch
         return;
     }
   }
@@ -461,7 +464,13 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   private onData(chunk: Buffer): void {
     this.stats.bytesIn += chunk.length;
     if (this.decoder !== undefined) {
-      this.decoder.push(chunk);
+      // The frames of one read are recorded at its time (one clock read per chunk, not per frame).
+      readAt = performance.now();
+      try {
+        this.decoder.push(chunk);
+      } finally {
+        readAt = -1;
+      }
       return;
     }
     if (this.handshakeReader === undefined) return; // handshake failed; waiting for close
@@ -560,7 +569,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     } catch (error) {
       undecodable = error;
     }
-    this.recorder.frameIn(body, decoded);
+    this.recorder.frameIn(body, decoded, readAt >= 0 ? readAt : performance.now());
     if (undecodable !== undefined) {
       this.fail(undecodable as ConverseError);
       return;

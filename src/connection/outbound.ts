@@ -87,11 +87,13 @@ export class Outbound {
     assertSendable(this.life, event, signal);
     const id = this.pending.allocateId();
     const span = this.tracing !== undefined ? this.traceOutgoing('ask', event.type) : undefined;
+    // Encoded before the ask is registered (a value that cannot be sent throws here), written
+    // right after, with nothing encoded between: the frame stays in the codec's slab until then.
     let frame: Buffer;
-    if (span === undefined) frame = this.sender.encode([FrameKind.ASK, id, event]);
+    if (span === undefined) frame = this.sender.pack([FrameKind.ASK, id, event]);
     else {
       try {
-        frame = this.sender.encode(span.carrier === undefined ? [FrameKind.ASK, id, event] : [FrameKind.ASK, id, event, span.carrier]);
+        frame = this.sender.pack(span.carrier === undefined ? [FrameKind.ASK, id, event] : [FrameKind.ASK, id, event, span.carrier]);
       } catch (error) {
         span.fail(outcomeOf(error), error);
         throw error;
@@ -105,7 +107,7 @@ export class Outbound {
     if (span !== undefined) endWithAsk(ask, span);
     if (signal !== undefined) this.watchAbort(id, ask, event.type, signal);
     this.pending.add(id, ask);
-    this.sender.writeFrame(frame, event.type);
+    this.sender.writePackedFrame(frame, event.type);
     if (channels.askStart.hasSubscribers) channels.askStart.publish({ connection: this.life.facade, id, event });
     return reply;
   }

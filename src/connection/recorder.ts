@@ -140,7 +140,7 @@ export class FlightRecorder {
    * A frame body arrived: `message` is what it decoded to, or undefined when it could not be
    * decoded. Anything a peer sends is recorded as it is, malformed or not.
    */
-  frameIn(body: Buffer, message: unknown): void {
+  frameIn(body: Buffer, message: unknown, at: number = performance.now()): void {
     let kind = KIND_UNDECODABLE;
     let id = NO_ID;
     let type: unknown;
@@ -156,30 +156,34 @@ export class FlightRecorder {
       } else kind = KIND_NOT_ENVELOPE;
     }
     const known = typeof type === 'string' ? type : undefined;
-    this.record(kind, id, known, body.length);
+    this.record(kind, id, known, body.length, at);
     if (this.tracer !== undefined) this.tracer.frame('in', kind, id, body.length, known, message);
   }
 
-  /** A frame is being written (length prefix, optional checksum, body); `type` when the writer knows it. */
-  frameOut(frame: Buffer, checksum: boolean, type: string | undefined): void {
-    const first = frame[0]!;
-    let at = first <= LENGTH_INLINE_MAX ? 1 : first === LENGTH_U16 ? 3 : first === LENGTH_U32 ? 5 : 9;
-    if (checksum) at += CHECKSUM_SIZE;
-    const size = frame.length - at;
+  /**
+   * A frame is being written: bytes `start` … `end` of `buf` (length prefix, optional checksum,
+   * body); `type` when the writer knows it. `at` is when (performance.now(); the writer stamps a
+   * batch of frames once).
+   */
+  frameOut(buf: Buffer, start: number, end: number, checksum: boolean, type: string | undefined, at: number): void {
+    const first = buf[start]!;
+    let pos = start + (first <= LENGTH_INLINE_MAX ? 1 : first === LENGTH_U16 ? 3 : first === LENGTH_U32 ? 5 : 9);
+    if (checksum) pos += CHECKSUM_SIZE;
+    const size = end - pos;
     // The body is a MessagePack array: fixarray (0x9X) or array 16 (0xdc + 2 bytes).
-    const header = frame[at]!;
-    at += header === 0xdc ? 3 : 1;
-    const kind = frame[at]!; // kinds are positive fixints
+    const header = buf[pos]!;
+    pos += header === 0xdc ? 3 : 1;
+    const kind = buf[pos]!; // kinds are positive fixints
     let id = NO_ID;
     if (hasId(kind)) {
-      const marker = frame[at + 1]!;
+      const marker = buf[pos + 1]!;
       if (marker < 0x80) id = marker;
-      else if (marker === 0xcc) id = frame[at + 2]!;
-      else if (marker === 0xcd) id = frame.readUInt16BE(at + 2);
-      else if (marker === 0xce) id = frame.readUInt32BE(at + 2);
+      else if (marker === 0xcc) id = buf[pos + 2]!;
+      else if (marker === 0xcd) id = buf.readUInt16BE(pos + 2);
+      else if (marker === 0xce) id = buf.readUInt32BE(pos + 2);
     }
-    this.record(kind | DIRECTION_OUT, id, type, size);
-    if (this.tracer !== undefined) this.tracer.frame('out', kind, id, size, type, frame.subarray(frame.length - size));
+    this.record(kind | DIRECTION_OUT, id, type, size, at);
+    if (this.tracer !== undefined) this.tracer.frame('out', kind, id, size, type, buf.subarray(end - size, end));
   }
 
   /** The connection's lifecycle moved to `state`. */
@@ -219,18 +223,18 @@ export class FlightRecorder {
     return out;
   }
 
-  private record(kind: number, id: number, type: string | undefined, size: number): void {
+  private record(kind: number, id: number, type: string | undefined, size: number, at: number): void {
     if (this.framesSeen === this.ringLength) {
       if (this.ringLength === this.capacity) {
         if (this.capacity === 0) return;
       } else this.grow();
     }
     const slot = this.framesSeen % this.ringLength;
-    const at = 3 * slot;
+    const base = 3 * slot;
     const frames = this.frames;
-    frames[at] = performance.now();
-    frames[at + 1] = kind * 0x1_0000_0000 + id;
-    frames[at + 2] = size;
+    frames[base] = at;
+    frames[base + 1] = kind * 0x1_0000_0000 + id;
+    frames[base + 2] = size;
     this.types[slot] = type;
     this.framesSeen++;
   }

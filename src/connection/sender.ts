@@ -1,7 +1,7 @@
 import type { Duplex } from 'node:stream';
 import { ConverseError, connectionClosedError, type ErrorCode, type RemoteErrorInfo } from '../errors.js';
 import type { ValidationIssue } from '../protocol.js';
-import { encodeFrame } from '../wire/codec.js';
+import { encodeFrame, packFrame, packedEnd, packedStart } from '../wire/codec.js';
 import { FrameKind } from '../wire/constants.js';
 import { describeThrown, errorPayload } from '../wire/envelope.js';
 import type { SharedFrame } from '../wire/shared-frame.js';
@@ -29,6 +29,20 @@ export class Sender {
   private corked = false;
   /** An end-of-tick flush is scheduled. */
   private tickScheduled = false;
+  /** performance.now() when this tick's first frame was written: every frame of the tick is recorded at it. */
+  private tickAt = 0;
+  /**
+   * Small frames waiting in the shared output slab (see `appendSmall`): bytes `runStart` …
+   * `runEnd` of `runSlab`, given to the stream as one chunk when the batch leaves.
+   */
+  private runSlab: Buffer | undefined;
+  private runStart = 0;
+  private runEnd = 0;
+  /** A frame in the run filled the budget: the run's write reports when it is handed over. */
+  private runOver = false;
+  /** Where the frame of the last `pack` lies in its slab. */
+  private packedFrom = 0;
+  private packedTo = 0;
   /** Frames and bytes written since the stream was last corked. */
   private batchFrames = 0;
   private batchBytes = 0;
@@ -54,12 +68,12 @@ export class Sender {
 
   /** Bytes queued for the peer and not yet handed to the OS. */
   get buffered(): number {
-    return this.stream.writableLength;
+    return this.stream.writableLength + (this.runEnd - this.runStart);
   }
 
   /** Bytes the OS has taken so far (progress, for a peer that stopped reading). */
   get bytesHandedOver(): number {
-    return this.stats.bytesOut - this.stream.writableLength;
+    return this.stats.bytesOut - this.buffered;
   }
 
   /** The stream is gone: nothing more can be written. */
@@ -70,46 +84,75 @@ export class Sender {
   /** No room: the budget is used up, or the stream can take nothing more (writers then wait for the release). */
   get full(): boolean {
     const stream = this.stream;
-    return stream.writableLength >= this.maxWriteBuffer || stream.destroyed || stream.writableEnded;
+    return this.buffered >= this.maxWriteBuffer || stream.destroyed || stream.writableEnded;
   }
 
   /** Handshake bytes: before framing, never corked. */
   writeRaw(bytes: Buffer): void {
     if (this.stream.destroyed) return;
+    this.flushRun();
     this.stats.bytesOut += bytes.length;
     this.stream.write(bytes);
   }
 
+  /** End the stream after everything written so far (what waits in the batch included). */
+  end(): void {
+    this.flushRun();
+    this.stream.end();
+  }
+
   /**
-   * All frames leave through here, corked into batches that leave in one writev each. A batch
-   * leaves at the end of the tick, or as soon as it holds `batchLimit` frames or BATCH_BYTES
-   * bytes: the peer starts on the first frames of a burst while this side is still encoding the
-   * rest, so the two processes work in parallel instead of taking turns. The limit starts small
-   * (the first frames leave at once) and doubles within a tick (a long burst costs few syscalls);
-   * a lone frame, as in a sequential ask, still leaves at the end of its tick.
+   * All frames leave through here, in batches that leave in one writev each. A batch leaves at
+   * the end of the tick, or as soon as it holds `batchLimit` frames or BATCH_BYTES bytes: the
+   * peer starts on the first frames of a burst while this side is still encoding the rest, so
+   * the two processes work in parallel instead of taking turns. The limit starts small (the
+   * first frames leave at once) and doubles within a tick (a long burst costs few syscalls); a
+   * lone frame, as in a sequential ask, still leaves at the end of its tick. Small frames are
+   * copied back to back into a shared slab and leave as one chunk (see `appendSmall`); larger
+   * ones go to the stream as they are, corked with the rest of the batch.
    * `type` is the message type, for the flight recorder, when the caller knows it.
    */
   writeFrame(frame: Buffer, type?: string): void {
+    this.writeBytes(frame, 0, frame.length, type);
+  }
+
+  /** Write the frame `packFrame` just made (bytes `packedStart` … `packedEnd` of `slab`). */
+  private writePacked(slab: Buffer, type: string | undefined): void {
+    this.writeBytes(slab, packedStart, packedEnd, type);
+  }
+
+  /** Write the frame at bytes `start` … `end` of `buf`. */
+  private writeBytes(buf: Buffer, start: number, end: number, type: string | undefined): void {
     const stream = this.stream;
     if (stream.destroyed || stream.writableEnded) return;
-    this.recorder?.frameOut(frame, this.checksum, type);
     if (!this.corked) {
       this.corked = true;
       stream.cork();
       if (!this.tickScheduled) {
         this.tickScheduled = true;
+        this.tickAt = performance.now();
         process.nextTick(endOfTick, this);
       }
     }
+    this.recorder?.frameOut(buf, start, end, this.checksum, type, this.tickAt);
+    const length = end - start;
     this.stats.messagesOut++;
-    this.stats.bytesOut += frame.length;
-    const queued = stream.writableLength + frame.length;
+    this.stats.bytesOut += length;
+    const queued = this.buffered + length;
     const over = queued > this.maxWriteBuffer;
     // At or over the budget, the write's callback tells when room comes back ('drain' alone does
     // not: Node emits it only past its own high-water mark, which may be above maxWriteBuffer).
-    if (queued >= this.maxWriteBuffer) stream.write(frame, this.onFlushed);
-    else stream.write(frame);
-    this.batchBytes += frame.length;
+    const notify = queued >= this.maxWriteBuffer;
+    if (length <= SMALL_FRAME) {
+      this.appendSmall(buf, start, end);
+      if (notify) this.runOver = true;
+    } else {
+      this.flushRun();
+      const frame = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+      if (notify) stream.write(frame, this.onFlushed);
+      else stream.write(frame);
+    }
+    this.batchBytes += length;
     if (++this.batchFrames >= this.batchLimit || this.batchBytes >= BATCH_BYTES) {
       if (this.batchLimit < MAX_BATCH) this.batchLimit *= 2;
       this.uncorkNow();
@@ -117,6 +160,45 @@ export class Sender {
     // Over the limit (replies to a peer that asks faster than it reads): stop reading its asks
     // until it catches up, so it cannot make us buffer without bound.
     if (over) this.flow.pause(PauseReason.WRITES);
+  }
+
+  /**
+   * Copy a small frame to the end of this sender's run in the shared slab. The run must be the
+   * last bytes of the slab to grow in place: when another connection wrote behind it, or the
+   * slab is full, the run leaves first and a new one starts.
+   */
+  private appendSmall(buf: Buffer, start: number, end: number): void {
+    const length = end - start;
+    if (this.runSlab !== undefined && (this.runSlab !== slab || this.runEnd !== slabPos || slabPos + length > SLAB_SIZE)) this.flushRun();
+    if (slabPos + length > SLAB_SIZE) {
+      // Never reused: a write may still hold a region of the old one.
+      slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
+      slabPos = 0;
+    }
+    if (this.runSlab === undefined) {
+      this.runSlab = slab;
+      this.runStart = slabPos;
+    }
+    const out = slab;
+    let at = slabPos;
+    if (length <= 64) for (let i = start; i < end; i++) out[at++] = buf[i]!;
+    else at += buf.copy(out, at, start, end);
+    slabPos = at;
+    this.runEnd = at;
+  }
+
+  /** The run leaves: one chunk to the stream (corked with the rest of the batch). */
+  private flushRun(): void {
+    const run = this.runSlab;
+    if (run === undefined) return;
+    this.runSlab = undefined;
+    const chunk = run.subarray(this.runStart, this.runEnd);
+    this.runStart = this.runEnd = 0;
+    if (this.stream.destroyed) return;
+    if (this.runOver) {
+      this.runOver = false;
+      this.stream.write(chunk, this.onFlushed);
+    } else this.stream.write(chunk);
   }
 
   /**
@@ -131,6 +213,7 @@ export class Sender {
   /** Let the corked batch go now. */
   uncorkNow(): void {
     if (!this.corked) return;
+    this.flushRun();
     this.corked = false;
     this.batchFrames = 0;
     this.batchBytes = 0;
@@ -147,7 +230,7 @@ export class Sender {
   /** A frame of the wire's own (PING, PONG, CANCEL, CREDIT, GOODBYE, STREAM_END). */
   writeControl(kind: number, id?: number, value?: number): void {
     if (this.stream.destroyed || !this.framing) return;
-    this.writeFrame(encodeFrame(id === undefined ? [kind] : value === undefined ? [kind, id] : [kind, id, value], this.checksum, this.sendLimit));
+    this.writePacked(packFrame(id === undefined ? [kind] : value === undefined ? [kind, id] : [kind, id, value], this.checksum, this.sendLimit), undefined);
   }
 
   /** A frame of `[kind, …]` as agreed; throws when the value cannot be encoded or is too large. */
@@ -157,7 +240,24 @@ export class Sender {
 
   /** Encode and write `[kind, …]`; throws when the value cannot be encoded or is too large. */
   writeEnvelope(envelope: unknown[]): void {
-    this.writeFrame(encodeFrame(envelope, this.checksum, this.sendLimit), envelope[0] === FrameKind.TELL ? (envelope[1] as { type: string }).type : undefined);
+    this.writePacked(packFrame(envelope, this.checksum, this.sendLimit), envelope[0] === FrameKind.TELL ? (envelope[1] as { type: string }).type : undefined);
+  }
+
+  /**
+   * Encode `[kind, …]` now, to write with `writePackedFrame` right after (the frame stays in the
+   * codec's slab, which later encodes never overwrite): for an ask, whose encoding must succeed
+   * before it is registered. Throws when the value cannot be encoded or is too large.
+   */
+  pack(envelope: unknown[]): Buffer {
+    const slab = packFrame(envelope, this.checksum, this.sendLimit);
+    this.packedFrom = packedStart;
+    this.packedTo = packedEnd;
+    return slab;
+  }
+
+  /** Write what `pack` returned last. */
+  writePackedFrame(slab: Buffer, type: string | undefined): void {
+    this.writeBytes(slab, this.packedFrom, this.packedTo, type);
   }
 
   /** A broadcast's TELL, encoded once for every connection with the same agreement. */
@@ -167,14 +267,14 @@ export class Sender {
 
   /** Answer ask `id` with `value`; a value that cannot be sent becomes the asker's REMOTE_ERROR. */
   writeReply(id: number, type: string, value: unknown): void {
-    let frame: Buffer;
+    let slab: Buffer;
     try {
-      frame = encodeFrame([FrameKind.REPLY, id, value], this.checksum, this.sendLimit);
+      slab = packFrame([FrameKind.REPLY, id, value], this.checksum, this.sendLimit);
     } catch (error) {
       this.writeRemoteError(id, type, error);
       return;
     }
-    this.writeFrame(frame, type);
+    this.writePacked(slab, type);
   }
 
   /** Answer ask `id` with what its handler threw. */
@@ -184,20 +284,21 @@ export class Sender {
   }
 
   writeError(id: number, code: ErrorCode, message: string, remote?: RemoteErrorInfo, issues?: ValidationIssue[]): void {
-    let frame: Buffer;
+    let slab: Buffer;
     try {
-      frame = encodeFrame([FrameKind.ERROR, id, errorPayload(code, message, remote, issues)], this.checksum, this.sendLimit);
+      slab = packFrame([FrameKind.ERROR, id, errorPayload(code, message, remote, issues)], this.checksum, this.sendLimit);
     } catch {
       // The remote error's own text was unencodable or huge: send a plain one.
-      frame = encodeFrame([FrameKind.ERROR, id, { code, message: 'the error could not be encoded' }], this.checksum, this.sendLimit);
+      slab = packFrame([FrameKind.ERROR, id, { code, message: 'the error could not be encoded' }], this.checksum, this.sendLimit);
     }
-    this.writeFrame(frame);
+    this.writePacked(slab, undefined);
   }
 
   /** Resolves once the stream has taken everything written so far. */
   flushed(streamError: Error | undefined): Promise<void> {
     return new Promise((resolve, reject) => {
       if (this.stream.destroyed) return reject(connectionClosedError(streamError));
+      this.flushRun();
       this.stream.write(EMPTY, (error) => (error ? reject(connectionClosedError(error)) : resolve()));
     });
   }
@@ -267,6 +368,15 @@ export class Sender {
 }
 
 const EMPTY = Buffer.alloc(0);
+/** Frames up to this size are copied into the shared slab; larger ones are written as they are. */
+const SMALL_FRAME = 4096;
+/**
+ * The process's output slab for small frames (one for every connection: an idle connection holds
+ * none). Made at the first small frame; a full one is replaced, never reused.
+ */
+const SLAB_SIZE = 256 * 1024;
+let slab: Buffer = Buffer.alloc(0);
+let slabPos = SLAB_SIZE;
 /** Frames in the first batch of a tick (then 2×, 4× … up to MAX_BATCH). */
 const FIRST_BATCH = 8;
 const MAX_BATCH = 128;

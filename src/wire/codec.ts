@@ -1,4 +1,4 @@
-import { Packr, Unpackr, addExtension, RESERVE_START_SPACE } from 'msgpackr';
+import { Packr, Unpackr, addExtension, RESERVE_START_SPACE, REUSE_BUFFER_MODE } from 'msgpackr';
 import * as zlib from 'node:zlib';
 import { ConverseError } from '../errors.js';
 import {
@@ -256,15 +256,29 @@ function encodeError(what: string): ConverseError {
  * body is never copied. `maxBody` is the limit the peer agreed to receive.
  */
 export function encodeFrame(value: unknown, checksum: boolean, maxBody: number): Buffer {
+  const slab = packFrame(value, checksum, maxBody);
+  return slab.subarray(packedStart, packedEnd);
+}
+
+/**
+ * `encodeFrame` without making a Buffer for the frame: the frame is bytes `packedStart` …
+ * `packedEnd` of the returned slab (msgpackr's, shared by the process), valid until the next
+ * encode. A writer that copies small frames into its own batch saves a view per message.
+ */
+export function packFrame(value: unknown, checksum: boolean, maxBody: number): Buffer {
   const reserve = MAX_LENGTH_PREFIX + (checksum ? CHECKSUM_SIZE : 0);
-  let packed: Buffer;
+  let slab: PackedSlab;
   try {
-    packed = packr.pack(prepareMessage(value, 'message'), RESERVE_START_SPACE | reserve) as Buffer;
+    // REUSE_BUFFER_MODE: msgpackr hands back its slab and the packed range, not a view of it.
+    slab = packr.pack(prepareMessage(value, 'message'), REUSE_BUFFER_MODE | RESERVE_START_SPACE | reserve) as PackedSlab;
   } catch (error) {
     if (error instanceof ConverseError) throw error;
     throw new ConverseError('ENCODE_FAILED', `Cannot encode the message: ${(error as Error).message}.`, { cause: error });
   }
-  const bodyLength = packed.length - reserve;
+  // The packed range: `reserve` bytes of room, then the body.
+  const bodyStart = slab.start + reserve;
+  const end = slab.end;
+  const bodyLength = end - bodyStart;
   if (bodyLength > maxBody) {
     throw new ConverseError(
       'MESSAGE_TOO_LARGE',
@@ -272,11 +286,20 @@ export function encodeFrame(value: unknown, checksum: boolean, maxBody: number):
     );
   }
   const prefixLength = bodyLength <= LENGTH_INLINE_MAX ? 1 : bodyLength <= 0xffff ? 3 : bodyLength <= 0xffffffff ? 5 : 9;
-  const headerStart = reserve - prefixLength - (checksum ? CHECKSUM_SIZE : 0);
-  writeLengthPrefix(packed, headerStart, bodyLength, prefixLength);
-  if (checksum) packed.writeUInt32BE(crc32(packed.subarray(reserve)), reserve - CHECKSUM_SIZE);
-  return headerStart === 0 ? packed : packed.subarray(headerStart);
+  const headerStart = bodyStart - prefixLength - (checksum ? CHECKSUM_SIZE : 0);
+  writeLengthPrefix(slab, headerStart, bodyLength, prefixLength);
+  if (checksum) slab.writeUInt32BE(crc32(slab.subarray(bodyStart, end)), bodyStart - CHECKSUM_SIZE);
+  packedStart = headerStart;
+  packedEnd = end;
+  return slab;
 }
+
+/** The frame `packFrame` last made: its first byte and the byte after its last in the slab. */
+export let packedStart = 0;
+export let packedEnd = 0;
+
+/** msgpackr's slab as REUSE_BUFFER_MODE returns it: the value was packed into `start` … `end`. */
+type PackedSlab = Buffer & { start: number; end: number };
 
 function writeLengthPrefix(target: Buffer, at: number, length: number, prefixLength: number): void {
   switch (prefixLength) {

@@ -2,8 +2,9 @@
  * The sender's batching: a burst of frames written in one tick leaves in batches that grow
  * (8, 16, 32, 64, then 128 frames), so the peer can start on the first ones while the rest are
  * still being encoded; what is left leaves at the end of the tick; a lone frame waits for the
- * end of its tick (coalescing stays); bytes arrive in order. An in-memory Duplex records each
- * write the stream hands down (no timing is measured).
+ * end of its tick (coalescing stays); bytes arrive in order. Small frames are copied back to
+ * back into one chunk per batch, so each write is checked by its bytes: the frames it carries.
+ * An in-memory Duplex records each write the stream hands down (no timing is measured).
  */
 import { getEventListeners } from 'node:events';
 import { Duplex } from 'node:stream';
@@ -20,24 +21,30 @@ import { SharedFrame } from '../../src/wire/shared-frame.js';
 import { cleanup, waitUntil } from '../helpers/cleanup.js';
 import { corePair } from './pair.js';
 
-/** A Duplex that records how many chunks each write down to the "socket" carried. */
+/** A Duplex that records the bytes of each write down to the "socket" (chunks of one writev together). */
 function recordingStream(): { stream: Duplex; writes: number[]; bytes: Buffer[] } {
   const writes: number[] = [];
   const bytes: Buffer[] = [];
   const stream = new Duplex({
     read() {},
     write(chunk: Buffer, _encoding, callback) {
-      writes.push(1);
-      bytes.push(chunk);
+      writes.push(chunk.length);
+      bytes.push(Buffer.from(chunk)); // a copy: what the stream held then
       callback();
     },
     writev(chunks, callback) {
-      writes.push(chunks.length);
-      for (const c of chunks) bytes.push(c.chunk as Buffer);
+      writes.push(chunks.reduce((n, c) => n + (c.chunk as Buffer).length, 0));
+      for (const c of chunks) bytes.push(Buffer.from(c.chunk as Buffer));
       callback();
     },
   });
   return { stream, writes, bytes };
+}
+
+/** The byte counts of writes carrying `counts[0]` frames, then `counts[1]` … of `frames` in order. */
+function batches(frames: Buffer[], counts: number[]): number[] {
+  let at = 0;
+  return counts.map((n) => frames.slice(at, (at += n)).reduce((sum, f) => sum + f.length, 0));
 }
 
 function sender(stream: Duplex): Sender {
@@ -55,42 +62,87 @@ describe('Sender batching', () => {
     const frames = Array.from({ length: 300 }, (_, i) => s.encode([FrameKind.REPLY, i, i * 2]));
     for (const f of frames) s.writeFrame(f);
     // Before the tick ends, the first batches have already gone down.
-    expect(writes).toEqual([8, 16, 32, 64, 128]);
+    expect(writes).toEqual(batches(frames, [8, 16, 32, 64, 128]));
     await nextTick();
-    expect(writes).toEqual([8, 16, 32, 64, 128, 52]);
+    expect(writes).toEqual(batches(frames, [8, 16, 32, 64, 128, 52]));
     expect(Buffer.concat(bytes).equals(Buffer.concat(frames))).toBe(true);
   });
 
   it('the next tick starts with a small batch again', async () => {
     const { stream, writes } = recordingStream();
     const s = sender(stream);
-    for (let i = 0; i < 20; i++) s.writeFrame(s.encode([FrameKind.REPLY, i, i]));
+    const frames = Array.from({ length: 20 }, (_, i) => s.encode([FrameKind.REPLY, i, i]));
+    for (const f of frames) s.writeFrame(f);
     await nextTick();
-    for (let i = 0; i < 20; i++) s.writeFrame(s.encode([FrameKind.REPLY, i, i]));
+    for (const f of frames) s.writeFrame(f);
     await nextTick();
-    expect(writes).toEqual([8, 12, 8, 12]);
+    expect(writes).toEqual([...batches(frames, [8, 12]), ...batches(frames, [8, 12])]);
   });
 
   it('a few frames in one tick still leave together at its end (a lone ask is not split)', async () => {
     const { stream, writes } = recordingStream();
     const s = sender(stream);
-    s.writeFrame(s.encode([FrameKind.ASK, 1, { type: 'a' }]));
-    s.writeFrame(s.encode([FrameKind.ASK, 2, { type: 'b' }]));
-    s.writeFrame(s.encode([FrameKind.ASK, 3, { type: 'c' }]));
+    const frames = [s.encode([FrameKind.ASK, 1, { type: 'a' }]), s.encode([FrameKind.ASK, 2, { type: 'b' }]), s.encode([FrameKind.ASK, 3, { type: 'c' }])];
+    for (const f of frames) s.writeFrame(f);
     expect(writes).toEqual([]);
     await nextTick();
-    expect(writes).toEqual([3]);
+    expect(writes).toEqual(batches(frames, [3]));
   });
 
   it('64 KiB of frames leave at once, whatever their count (large frames do not wait for the tick)', async () => {
     const { stream, writes } = recordingStream();
     const s = sender(stream);
     const big = s.encode([FrameKind.REPLY, 1, new Uint8Array(70 * 1024)]);
-    s.writeFrame(s.encode([FrameKind.REPLY, 0, 0]));
+    const small = s.encode([FrameKind.REPLY, 0, 0]);
+    s.writeFrame(small);
     s.writeFrame(big);
-    expect(writes).toEqual([2]);
+    expect(writes).toEqual([small.length + big.length]);
     await nextTick();
-    expect(writes).toEqual([2]);
+    expect(writes).toEqual([small.length + big.length]);
+  });
+
+  it('two connections writing small frames in the same tick each send exactly their own frames, in order (the shared slab)', async () => {
+    const a = recordingStream();
+    const b = recordingStream();
+    const sa = sender(a.stream);
+    const sb = sender(b.stream);
+    // Interleaved, and past the slab's size (256 KiB) in all, so runs are cut and slabs replaced.
+    const framesA: Buffer[] = [];
+    const framesB: Buffer[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const fa = sa.encode([FrameKind.REPLY, i, 'a'.repeat(i % 97)]);
+      sa.writeFrame(fa);
+      framesA.push(Buffer.from(fa));
+      const fb = sb.encode([FrameKind.REPLY, i, { b: i, pad: 'b'.repeat(i % 61) }]);
+      sb.writeFrame(fb);
+      framesB.push(Buffer.from(fb));
+      if (i % 500 === 0) await nextTick();
+    }
+    await nextTick();
+    expect(Buffer.concat(a.bytes).equals(Buffer.concat(framesA))).toBe(true);
+    expect(Buffer.concat(b.bytes).equals(Buffer.concat(framesB))).toBe(true);
+  });
+
+  it('frames waiting in the batch count against the budget, and end() and flushed() send them first', async () => {
+    const { stream, bytes } = recordingStream();
+    const ended: Buffer[] = [];
+    stream.on('finish', () => ended.push(Buffer.concat(bytes)));
+    const s = new Sender(stream, newStats(), 100, 4 * 1024 * 1024, new ReadFlow(stream));
+    s.framing = true;
+    const frame = s.encode([FrameKind.REPLY, 1, 'x'.repeat(60)]);
+    s.writeFrame(frame);
+    s.writeFrame(frame);
+    // Both wait in the batch (the tick is not over): the budget of 100 bytes is used up all the same.
+    expect(bytes).toEqual([]);
+    expect(s.buffered).toBe(2 * frame.length);
+    expect(s.full).toBe(true);
+    await s.flushed(undefined);
+    expect(Buffer.concat(bytes).equals(Buffer.concat([frame, frame]))).toBe(true);
+    s.writeFrame(frame);
+    s.end();
+    await new Promise((resolve) => stream.once('finish', resolve));
+    expect(ended).toHaveLength(1);
+    expect(ended[0]!.equals(Buffer.concat([frame, frame, frame]))).toBe(true);
   });
 });
 
@@ -400,7 +452,7 @@ describe('Sender: what it writes', () => {
     s.framing = true;
     s.checksum = true;
     const seen: Array<[number, boolean, string | undefined]> = [];
-    s.recorder = { frameOut: (frame: Buffer, checksum: boolean, type?: string) => seen.push([frame.length, checksum, type]) } as unknown as FlightRecorder;
+    s.recorder = { frameOut: (_buf: Buffer, start: number, end: number, checksum: boolean, type?: string) => seen.push([end - start, checksum, type]) } as unknown as FlightRecorder;
     s.writeEnvelope([FrameKind.TELL, { type: 'note' }]);
     s.writeEnvelope([FrameKind.ASK, 1, { type: 'question' }]); // the ask's type is recorded by its writer
     s.writeShared(new SharedFrame([FrameKind.TELL, { type: 'news' }]));

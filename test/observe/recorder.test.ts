@@ -152,7 +152,10 @@ describe('flight recorder', () => {
     expect((fresh as unknown as Internals).ringLength).toBe(0); // nothing held before the first frame
     for (const total of [1, 8, 9, 16, 17, 20, 21, 47]) {
       const recorder = new FlightRecorder(20);
-      for (let i = 0; i < total; i++) recorder.frameOut(encodeFrame([2, 0xfffffff0 + (i % 15), i], false, 1 << 20), false, `t${i}`);
+      for (let i = 0; i < total; i++) {
+        const frame = encodeFrame([2, 0xfffffff0 + (i % 15), i], false, 1 << 20);
+        recorder.frameOut(frame, 0, frame.length, false, `t${i}`, performance.now());
+      }
       const { frames, framesSeen } = recorder.recording();
       expect(framesSeen).toBe(total);
       const kept = Math.min(total, 20);
@@ -169,7 +172,10 @@ describe('flight recorder', () => {
   it('records a frame that does not decode, and an id past 16 bits', () => {
     const recorder = new FlightRecorder(4);
     recorder.frameIn(Buffer.from([0xc1]), undefined);
-    recorder.frameOut(encodeFrame([2, 70000, 'x'], true, 1 << 20), true, undefined);
+    // The frame is read from its range of a larger buffer (the sender's slab), not from its start.
+    const frame = encodeFrame([2, 70000, 'x'], true, 1 << 20);
+    const slab = Buffer.concat([Buffer.alloc(3, 0xce), frame, Buffer.alloc(2, 0xce)]);
+    recorder.frameOut(slab, 3, 3 + frame.length, true, undefined, performance.now());
     recorder.frameIn(Buffer.alloc(2), { not: 'an envelope' });
     const { frames } = recorder.recording();
     expect(frames.map((f) => [f.dir, f.kind, f.id, f.size])).toEqual([
