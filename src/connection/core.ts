@@ -515,8 +515,9 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     const decoder = new FrameDecoder(
       this.options.maxMessageSize,
       agreement.checksum,
-      (body) => this.onFrame(body),
+      (buf, start, end) => this.onFrame(buf, start, end),
       (error) => this.fail(error),
+      true, // frames as ranges of the read chunk: no Buffer per frame
     );
     this.decoder = decoder;
     this.flow.useDecoder(decoder);
@@ -560,23 +561,23 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     this.report({ type: 'TRANSPORT.CLOSED', error: reason });
   }
 
-  /** The frame router: each frame goes to the part that owns its kind. */
-  private onFrame(body: Buffer): void {
+  /** The frame router: each frame (bytes `start` … `end` of `buf`) goes to the part that owns its kind. */
+  private onFrame(buf: Buffer, start: number, end: number): void {
     let decoded: unknown;
     let undecodable: unknown;
     try {
-      decoded = decodeBody(body);
+      decoded = decodeBody(buf, start, end);
     } catch (error) {
       undecodable = error;
     }
-    this.recorder.frameIn(body, decoded, readAt >= 0 ? readAt : performance.now());
+    this.recorder.frameIn(end - start, decoded, readAt >= 0 ? readAt : performance.now());
     if (undecodable !== undefined) {
       this.fail(undecodable as ConverseError);
       return;
     }
     this.stats.messagesIn++;
     // A TELL may carry trace context as a third element only if this side said it reads it.
-    const problem = envelopeProblem(body, decoded, this.tracing !== undefined);
+    const problem = envelopeProblem(buf, decoded, this.tracing !== undefined, start);
     if (problem !== undefined) {
       this.fail(protocolError(problem));
       return;

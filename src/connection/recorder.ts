@@ -137,10 +137,10 @@ export class FlightRecorder {
   constructor(readonly capacity: number = DEFAULT_RECORDED_FRAMES) {}
 
   /**
-   * A frame body arrived: `message` is what it decoded to, or undefined when it could not be
-   * decoded. Anything a peer sends is recorded as it is, malformed or not.
+   * A frame body of `size` bytes arrived: `message` is what it decoded to, or undefined when it
+   * could not be decoded. Anything a peer sends is recorded as it is, malformed or not.
    */
-  frameIn(body: Buffer, message: unknown, at: number = performance.now()): void {
+  frameIn(size: number, message: unknown, at: number = performance.now()): void {
     let kind = KIND_UNDECODABLE;
     let id = NO_ID;
     let type: unknown;
@@ -156,8 +156,8 @@ export class FlightRecorder {
       } else kind = KIND_NOT_ENVELOPE;
     }
     const known = typeof type === 'string' ? type : undefined;
-    this.record(kind, id, known, body.length, at);
-    if (this.tracer !== undefined) this.tracer.frame('in', kind, id, body.length, known, message);
+    this.record(kind, id, known, size, at);
+    if (this.tracer !== undefined) this.tracer.frame('in', kind, id, size, known, message);
   }
 
   /**

@@ -327,20 +327,27 @@ export function encodeValue(value: unknown): Buffer {
 }
 
 /**
- * Decode one frame body. Throws `DECODE_FAILED` for anything the scan or msgpackr refuses.
- * Binary fields come back as views into `body` (no copy).
+ * Decode one frame body: `body`, or bytes `start` … `end` of it. Throws `DECODE_FAILED` for
+ * anything the scan or msgpackr refuses. Binary fields come back as views into `body` (no copy).
  */
-export function decodeBody(body: Uint8Array): unknown {
-  const problem = scanMessagePack(body, 0, body.length, MAX_NESTING_DEPTH);
+export function decodeBody(body: Uint8Array, start = 0, end = body.length): unknown {
+  const problem = scanMessagePack(body, start, end, MAX_NESTING_DEPTH);
   if (problem !== undefined) {
     throw new ConverseError('DECODE_FAILED', `The peer sent a frame that is not valid for this protocol: ${problem}. The connection was closed; check that the peer follows docs/PROTOCOL.md.`);
   }
   try {
-    return unpackr.unpack(body);
+    if (start === 0 && end === body.length) return unpackr.unpack(body);
+    // A range of a larger buffer (a read chunk): decoded in place, binary fields are views of it.
+    RANGE.start = start;
+    RANGE.end = end;
+    return unpackr.unpack(body, RANGE);
   } catch (error) {
     throw new ConverseError('DECODE_FAILED', `The peer sent a frame that could not be decoded: ${(error as Error).message}. The connection was closed.`, { cause: error });
   }
 }
+
+/** msgpackr's options for decoding a range (one object, reused). */
+const RANGE = { start: 0, end: 0 };
 
 export function checksumOf(body: Uint8Array): number {
   return crc32(body);

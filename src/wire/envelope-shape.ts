@@ -5,10 +5,10 @@ import { FrameKind } from './constants.js';
  * an array of exactly the element count its kind defines, whose kind, id and CREDIT count are
  * MessagePack integers (a float such as 5.0 decodes to the same JavaScript number, so the
  * encoding itself is checked) within their ranges. Returns a reason, or undefined when the shape
- * is right. It reads only the first few bytes of the body and allocates nothing. `tellOptions`:
+ * is right. It reads only the first few bytes of the body (from `start`) and allocates nothing. `tellOptions`:
  * this side said in its handshake that it reads trace context, so a TELL may have a third element (§6.9).
  */
-export function envelopeProblem(body: Uint8Array, message: unknown, tellOptions = false): string | undefined {
+export function envelopeProblem(body: Uint8Array, message: unknown, tellOptions = false, start = 0): string | undefined {
   if (!Array.isArray(message) || message.length === 0) return 'a frame body must be a MessagePack array starting with the frame kind';
   const kind = message[0];
   if (typeof kind !== 'number' || !Number.isInteger(kind) || kind < 0 || kind > FrameKind.CREDIT) return `unknown frame kind ${describe(kind)}`;
@@ -18,7 +18,7 @@ export function envelopeProblem(body: Uint8Array, message: unknown, tellOptions 
     return `a frame of kind ${kind} has ${kind === FrameKind.ASK ? '3 or 4' : tellOptions && kind === FrameKind.TELL ? '2 or 3' : expected} elements, this one has ${arity}`;
   }
   // The integers must be MessagePack integers: find the kind's and the id's encodings.
-  let at = arrayHeaderSize(body[0]!);
+  let at = start + arrayHeaderSize(body[start]!);
   const kindSize = intSize(body[at]!);
   if (kindSize === 0) return `the frame kind must be a MessagePack integer (got format 0x${body[at]!.toString(16)})`;
   if (HAS_ID[kind] === 0) return undefined;

@@ -12,7 +12,9 @@ import { checksumOf } from './codec.js';
  *    so a frame trickled one byte at a time costs O(n), not O(n²).
  *
  * Frames are delivered through `onFrame`; a violation is reported once through `onError`,
- * after which the decoder ignores further input.
+ * after which the decoder ignores further input. With `ranges`, `onFrame` gets the chunk and the
+ * body's range in it (no Buffer is made for a frame that lies in one chunk); without, it gets
+ * the body alone (start 0, end its length).
  */
 const READ_PREFIX = 0;
 const READ_BODY = 1;
@@ -34,8 +36,9 @@ export class FrameDecoder {
   constructor(
     private readonly maxMessageSize: number,
     private readonly checksum: boolean,
-    private readonly onFrame: (body: Buffer) => void,
+    private readonly onFrame: (buf: Buffer, start: number, end: number) => void,
     private readonly onError: (error: ConverseError) => void,
+    private readonly ranges = false,
   ) {}
 
   /** Frames received but held back while paused (the rest of a chunk, in order). */
@@ -112,7 +115,7 @@ export class FrameDecoder {
         if (this.bodyFill === body.length) {
           this.body = undefined;
           this.state = READ_PREFIX;
-          this.deliver(body);
+          this.deliver(body, 0, body.length);
         }
         continue;
       }
@@ -163,7 +166,7 @@ export class FrameDecoder {
       // The whole frame is here: deliver a view, no copy. (In the gathered header bytes only an
       // empty body can be "here": the header ends exactly at `end`.)
       const bodyEnd = headerEnd + length;
-      this.deliver(buf.subarray(headerEnd, bodyEnd));
+      this.deliver(buf, headerEnd, bodyEnd);
       return bodyEnd;
     }
     // The body is not all here: allocate it once, at its declared size, and fill in place.
@@ -173,8 +176,11 @@ export class FrameDecoder {
     return end;
   }
 
-  private deliver(body: Buffer): void {
+  /** The body is bytes `start` … `end` of `buf`. */
+  private deliver(buf: Buffer, start: number, end: number): void {
+    let body: Buffer | undefined;
     if (this.checksum) {
+      body = buf.subarray(start, end);
       const actual = checksumOf(body);
       if (actual !== this.expectedChecksum) {
         this.fail(new ConverseError('CHECKSUM_MISMATCH', `A frame's CRC-32 was 0x${actual.toString(16)} but the peer declared 0x${this.expectedChecksum.toString(16)}: the data was corrupted in transit or the peer is faulty. The connection was closed.`));
@@ -182,7 +188,11 @@ export class FrameDecoder {
       }
     }
     this.framesDelivered++;
-    this.onFrame(body);
+    if (this.ranges) this.onFrame(buf, start, end);
+    else {
+      body ??= start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+      this.onFrame(body, 0, body.length);
+    }
   }
 
   private fail(error: ConverseError): void {

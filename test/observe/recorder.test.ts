@@ -165,18 +165,18 @@ describe('flight recorder', () => {
       expect((recorder as unknown as Internals).ringLength).toBe(total <= 8 ? 8 : total <= 16 ? 16 : 20);
     }
     const none = new FlightRecorder(0);
-    none.frameIn(Buffer.from([0xc1]), undefined);
+    none.frameIn(1, undefined);
     expect(none.recording()).toMatchObject({ framesSeen: 0, frames: [] });
   });
 
   it('records a frame that does not decode, and an id past 16 bits', () => {
     const recorder = new FlightRecorder(4);
-    recorder.frameIn(Buffer.from([0xc1]), undefined);
+    recorder.frameIn(1, undefined);
     // The frame is read from its range of a larger buffer (the sender's slab), not from its start.
     const frame = encodeFrame([2, 70000, 'x'], true, 1 << 20);
     const slab = Buffer.concat([Buffer.alloc(3, 0xce), frame, Buffer.alloc(2, 0xce)]);
     recorder.frameOut(slab, 3, 3 + frame.length, true, undefined, performance.now());
-    recorder.frameIn(Buffer.alloc(2), { not: 'an envelope' });
+    recorder.frameIn(2, { not: 'an envelope' });
     const { frames } = recorder.recording();
     expect(frames.map((f) => [f.dir, f.kind, f.id, f.size])).toEqual([
       ['in', 'UNDECODABLE', undefined, 1],

@@ -61,6 +61,21 @@ function nestArrays(levels: number, leaf: unknown = 1): unknown {
   return v;
 }
 
+describe('decodeBody on a range of a larger buffer (a read chunk, decoded in place)', () => {
+  it('decodes only the range, and binary fields are views of the same memory', () => {
+    const frame = encodeFrame([FrameKind.REPLY, 7, { data: new Uint8Array([1, 2, 3]) }], false, 1 << 20);
+    const body = frame.subarray(1); // a 1-byte prefix: the body is under 252 bytes
+    const chunk = Buffer.concat([Buffer.from([0x93, 0x01]), body, Buffer.from([0xc1])]);
+    const value = decodeBody(chunk, 2, 2 + body.length) as [number, number, { data: Uint8Array }];
+    expect(value[0]).toBe(FrameKind.REPLY);
+    expect(value[1]).toBe(7);
+    expect([...value[2].data]).toEqual([1, 2, 3]);
+    expect(value[2].data.buffer).toBe(chunk.buffer);
+    // The scan is held to the range too: a range that ends early is truncated, whatever follows it.
+    expect(() => decodeBody(chunk, 2, 1 + body.length)).toThrow(/DECODE_FAILED|not valid|truncated/);
+  });
+});
+
 describe('codec round trip: every value kind the contract lists', () => {
   it('plain objects and arrays', () => {
     expect(both({})).toStrictEqual({});

@@ -72,18 +72,44 @@ function randomBytes(random: () => number, length: number): Buffer {
   return b;
 }
 
-/** A decoder that records what it delivers (copies: bodies may be views into the pushed chunk). */
+/**
+ * A decoder that records what it delivers (copies: bodies may be views into the pushed chunk).
+ * It takes frames as ranges, as a connection does (the default form, one Buffer per body, is
+ * what the other decoders in these tests take).
+ */
 function decoder(maxMessageSize = MiB, checksum = false) {
   const frames: Buffer[] = [];
   const errors: ConverseError[] = [];
   const d = new FrameDecoder(
     maxMessageSize,
     checksum,
-    (body) => frames.push(Buffer.from(body)),
+    (buf, start, end) => frames.push(Buffer.from(buf.subarray(start, end))),
     (error) => errors.push(error),
+    true,
   );
   return { d, frames, errors };
 }
+
+describe('frames as ranges', () => {
+  it('a frame inside one chunk is a range of that chunk (no Buffer is made for it); one that straddles chunks is its own body', () => {
+    const seen: Array<[Buffer, number, number]> = [];
+    const d = new FrameDecoder(MiB, true, (buf, start, end) => seen.push([buf, start, end]), () => {}, true);
+    const a = Buffer.from('a1', 'hex');
+    const b = Buffer.from('92c0c0', 'hex');
+    const chunk = Buffer.concat([frame(a, { checksum: true }), frame(b, { checksum: true }), frame(a, { checksum: true }).subarray(0, 3)]);
+    d.push(chunk);
+    expect(seen).toEqual([
+      [chunk, 5, 6],
+      [chunk, 11, 14],
+    ]);
+    expect(seen[0]![0]).toBe(chunk);
+    d.push(frame(a, { checksum: true }).subarray(3));
+    expect(seen).toHaveLength(3);
+    expect(seen[2]![0]).not.toBe(chunk);
+    expect([seen[2]![1], seen[2]![2]]).toEqual([0, 1]);
+    expect(seen[2]![0].equals(a)).toBe(true);
+  });
+});
 
 /** Compare delivered bodies byte for byte (Buffer.equals: deep toEqual is slow on big buffers). */
 function expectBodies(frames: Buffer[], bodies: Uint8Array[]): void {
