@@ -40,6 +40,13 @@ export class Sender {
   private runEnd = 0;
   /** A frame in the run filled the budget: the run's write reports when it is handed over. */
   private runOver = false;
+  /**
+   * The peer is behind (bytes of an earlier batch were still queued when this one began): this
+   * batch's chunks are copied into memory of their own. A view would keep the whole buffer it
+   * points into (the shared slab, msgpackr's) alive while it waits, for as long as the peer
+   * does not read: a few bytes of reply could hold hundreds of KiB each.
+   */
+  private copying = false;
   /** Where the frame of the last `pack` lies in its slab. */
   private packedFrom = 0;
   private packedTo = 0;
@@ -127,6 +134,7 @@ export class Sender {
     if (stream.destroyed || stream.writableEnded) return;
     if (!this.corked) {
       this.corked = true;
+      this.copying = stream.writableLength > 0;
       stream.cork();
       if (!this.tickScheduled) {
         this.tickScheduled = true;
@@ -148,7 +156,7 @@ export class Sender {
       if (notify) this.runOver = true;
     } else {
       this.flushRun();
-      const frame = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+      const frame = this.copying ? ownCopy(buf, start, end) : start === 0 && end === buf.length ? buf : buf.subarray(start, end);
       if (notify) stream.write(frame, this.onFlushed);
       else stream.write(frame);
     }
@@ -192,7 +200,7 @@ export class Sender {
     const run = this.runSlab;
     if (run === undefined) return;
     this.runSlab = undefined;
-    const chunk = run.subarray(this.runStart, this.runEnd);
+    const chunk = this.copying ? ownCopy(run, this.runStart, this.runEnd) : run.subarray(this.runStart, this.runEnd);
     this.runStart = this.runEnd = 0;
     if (this.stream.destroyed) return;
     if (this.runOver) {
@@ -370,6 +378,13 @@ export class Sender {
 const EMPTY = Buffer.alloc(0);
 /** Frames up to this size are copied into the shared slab; larger ones are written as they are. */
 const SMALL_FRAME = 4096;
+
+/** Bytes `start` … `end` of `buf` in an allocation of their own (not Node's shared pool either). */
+function ownCopy(buf: Buffer, start: number, end: number): Buffer {
+  const out = Buffer.allocUnsafeSlow(end - start);
+  buf.copy(out, 0, start, end);
+  return out;
+}
 /**
  * The process's output slab for small frames (one for every connection: an idle connection holds
  * none). Made at the first small frame; a full one is replaced, never reused.

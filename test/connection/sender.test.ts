@@ -485,6 +485,54 @@ describe('Sender: the write budget (maxWriteBuffer)', () => {
   });
 });
 
+describe('Sender: what a queued write keeps alive', () => {
+  /** A Duplex that keeps each chunk it is handed (not a copy) and completes a write only when told. */
+  function heldStream() {
+    const chunks: Buffer[] = [];
+    const callbacks: Array<() => void> = [];
+    const stream = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push(chunk);
+        callbacks.push(callback);
+      },
+      writev(list, callback) {
+        for (const c of list) chunks.push(c.chunk as Buffer);
+        callbacks.push(callback);
+      },
+    });
+    return { stream, chunks, release: () => callbacks.splice(0).forEach((callback) => callback()) };
+  }
+  const owns = (chunk: Buffer): boolean => chunk.byteOffset === 0 && chunk.buffer.byteLength === chunk.length;
+
+  it('behind a backlog, frames are queued as copies of their own, not views that keep a shared buffer alive', async () => {
+    const { stream, chunks, release } = heldStream();
+    const s = sender(stream);
+    // A peer keeping up: the batch goes down as a view into the shared slab (no copy).
+    s.writeFrame(s.encode([FrameKind.REPLY, 1, 'first']));
+    await nextTick();
+    expect(chunks).toHaveLength(1);
+    expect(owns(chunks[0]!)).toBe(false);
+    // That write is not done (the peer reads nothing): the next batches wait in the stream.
+    const small = s.encode([FrameKind.REPLY, 2, 'small']);
+    const large = s.encode([FrameKind.REPLY, 3, 'x'.repeat(8 * 1024)]);
+    expect(owns(large)).toBe(false); // the codec's frame is a view into msgpackr's buffer
+    s.writeFrame(small);
+    s.writeFrame(large);
+    await nextTick();
+    release(); // the stream now hands down what waited
+    await waitUntil(() => chunks.length === 3, 'the queued chunks reached the stream');
+    expect(chunks.slice(1).map(owns)).toEqual([true, true]);
+    expect(Buffer.concat(chunks.slice(1)).equals(Buffer.concat([small, large]))).toBe(true);
+    // Caught up again: views again.
+    release();
+    await waitUntil(() => stream.writableLength === 0, 'everything handed down');
+    s.writeFrame(s.encode([FrameKind.REPLY, 4, 'caught up']));
+    await nextTick();
+    expect(owns(chunks.at(-1)!)).toBe(false);
+  });
+});
+
 describe('Sender: what it writes', () => {
   it('nothing once the stream is destroyed or ended, and nothing is counted', async () => {
     for (const how of ['destroy', 'end'] as const) {

@@ -179,6 +179,42 @@ describe('issue 9 attacks at full scale: the server heap stays within the docume
     expect(most).toBeLessThan(W + 8 * MiB);
   });
 
+  it('small replies to a peer that stopped reading, spread over other connections\' traffic, hold only their own bytes', async () => {
+    // Each small reply the attacker does not read queues behind the ones before it; if a queued
+    // frame were a view into a buffer shared with other connections' frames (an output slab, or
+    // msgpackr's), each would pin that whole buffer: the busy client below makes sure the
+    // attacker's replies are far apart in the shared buffers.
+    const ECHO = 'e'.repeat(KiB);
+    const { name, server } = await startServer({
+      handlers: { add: (e: { a: number; b: number }) => e.a + e.b, echo: (e: { value: unknown }) => e.value, big: () => Promise.resolve(BIG) },
+    });
+    const busy = await connect(name);
+    onCleanup(() => busy.destroy());
+    let busyAsks = 0;
+    let stop = false;
+    const busyLoop = async () => {
+      while (!stop) {
+        await busy.ask({ type: 'echo', value: ECHO } as never, { timeout: 60_000 });
+        busyAsks++;
+      }
+    };
+    const loops = Array.from({ length: 16 }, busyLoop);
+    const baseline = heap();
+    const attacker = await startFixture('attacker', [name, 'drip', { type: 'add', fields: { a: 1, b: 2 }, fill: 12, count: 2_000, every: 4 }]);
+    const connection = await connectionOf(server, attacker.pid);
+    const most = await mostHeld(baseline, 16);
+    stop = true;
+    await Promise.all(loops);
+    report('2,000 small replies to a non-reader among busy traffic', most);
+    console.log(`  the busy client made ${busyAsks} asks of 1 KiB meanwhile; ${(connection.stats.bytesOut / MiB).toFixed(2)} MiB written to the attacker`);
+    expect(busyAsks).toBeGreaterThan(1000);
+    expect(connection.state).toBe('active');
+    await servedMeanwhile(name);
+    // The attacker's queue: its 12 big replies and 2,000 small ones (under 1 MiB with the kernel's
+    // share), not a shared buffer per reply.
+    expect(most).toBeLessThan(W + 8 * MiB);
+  });
+
   it('100,000 distinct message types to a server with a session machine', async () => {
     const session = createMachine({
       initial: 'open',
