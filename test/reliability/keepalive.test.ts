@@ -68,11 +68,14 @@ describe('keepalive', () => {
   });
 
   it('healthy idle peers are never closed: a client with keepalive and one without stay connected through many intervals', async () => {
-    const { name, server } = await startServer({ keepalive: { interval: 100, timeout: 100 } });
+    // Probes every 100 ms; the answer may take up to 2 s (a 100 ms timeout closed a healthy peer
+    // whose process was stalled that long on a loaded machine: that is the timeout working).
+    const keepalive = { interval: 100, timeout: 2000 };
+    const { name, server } = await startServer({ keepalive });
     const errors = connectionErrors(server);
-    const withKeepalive = await startClients(server, name, 1, { keepalive: { interval: 100, timeout: 100 } });
+    const withKeepalive = await startClients(server, name, 1, { keepalive });
     const without = await startClients(server, name, 1);
-    const inProcess = await relConnect(name, { keepalive: { interval: 100, timeout: 100 } });
+    const inProcess = await relConnect(name, { keepalive });
     await sleep(1500); // 15 intervals of silence
     expect(server.connections.size).toBe(3);
     expect(inProcess.state).toBe('active');
