@@ -28,6 +28,8 @@ export interface ConnectionTransport {
    * detach function, called (before `release`) when the actor stops.
    */
   attach(send: (event: TransportEvent) => void, actor: AnyActorRef): () => void;
+  /** The actor moved to another state, short of its final one (each new snapshot's value, in order). */
+  stateChanged?(state: ConnectionState): void;
   /** Carry out a command from the machine. */
   command(command: TransportCommand): void;
   /** The actor stopped (it reached `closed`, was stopped, or failed): destroy the socket and release everything still held. */
@@ -110,22 +112,42 @@ const END: TransportCommand = Object.freeze({ type: 'END' });
 
 /**
  * Attach the transport to the actor that starts: it reports through the actor's own (bound)
- * `send`, and is detached and released once the actor stops for any reason (its final state,
- * a stop from its parent, an error), as an invoked actor would be. On the final state that is
- * before any other observer hears of it (this observer comes first), so they see a released
- * transport, with the reason the machine recorded.
+ * `send`, hears of each new state, and is detached and released once the actor stops for any
+ * reason (its final state, a stop from its parent, an error), as an invoked actor would be. On
+ * the final state that is before any other observer hears of it (this observer comes first), so
+ * they see a released transport, with the reason the machine recorded.
  */
 function attachTransport(transport: ConnectionTransport, self: AnyActorRef): void {
-  let detach: (() => void) | undefined;
-  let released = false;
-  const release = (): void => {
-    if (released) return;
-    released = true;
-    detach?.();
-    transport.release();
-  };
-  self.subscribe({ next: (snapshot: { status: string }) => snapshot.status === 'done' && release(), complete: release, error: release });
-  detach = transport.attach(self.send as (event: TransportEvent) => void, self);
+  const attachment = new TransportAttachment(transport);
+  self.subscribe(attachment);
+  attachment.detach = transport.attach(self.send as (event: TransportEvent) => void, self);
+}
+
+/**
+ * The actor's one observer for its transport (one per connection, so its methods are on the
+ * prototype rather than closures: XState binds an observer's three methods either way).
+ */
+class TransportAttachment {
+  detach: (() => void) | undefined;
+  private released = false;
+
+  constructor(private readonly transport: ConnectionTransport) {}
+
+  next(snapshot: { status: string; value: unknown }): void {
+    if (snapshot.status === 'done') this.complete();
+    else this.transport.stateChanged?.(snapshot.value as ConnectionState);
+  }
+
+  error(): void {
+    this.complete();
+  }
+
+  complete(): void {
+    if (this.released) return;
+    this.released = true;
+    this.detach?.();
+    this.transport.release();
+  }
 }
 
 export const connectionMachine = setup({

@@ -1,4 +1,4 @@
-import { nanoid } from 'nanoid';
+import { connectionId } from './connection-id.js';
 import { createActor } from 'xstate';
 import { connectionMachine } from '../machines/connection.machine.js';
 import { ConnectionCore } from './connection/core.js';
@@ -27,7 +27,7 @@ export async function connect<ServerApi = any, ClientApi = any>(
   const resolved = resolveOptions(options);
   // OpenTelemetry is used when it can be imported (an optional peer dependency; loaded once).
   await loadOpenTelemetry();
-  const id = nanoid();
+  const id = connectionId();
   if (options.reconnect !== undefined && options.reconnect !== false) {
     const policy = resolveReconnectPolicy(options.reconnect === true ? {} : options.reconnect);
     // Asking to reconnect is asking to wait: the first connect waits for the server to appear;

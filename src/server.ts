@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import type { Duplex } from 'node:stream';
-import { nanoid } from 'nanoid';
+import { connectionId } from './connection-id.js';
 import { createActor, waitFor, type AnyStateMachine } from 'xstate';
 import { connectionMachine } from '../machines/connection.machine.js';
 import type { PeerIdentity } from '../machines/identity-slots.js';
@@ -14,7 +14,7 @@ import {
   type SupervisorPort,
 } from '../machines/supervisor.machine.js';
 import { AsyncQueue } from './async-queue.js';
-import { ConnectionCore } from './connection/core.js';
+import { ConnectionCore, type CoreOptions } from './connection/core.js';
 import { Connection } from './connection/connection.js';
 import { warnUnobserved } from './connection/unobserved.js';
 import { ConverseError } from './errors.js';
@@ -104,6 +104,8 @@ export class Server<ServerApi = any, ClientApi = any>
   /** The plug-in's handlers for reserved `$…` types (introspection), if any. */
   private readonly internalHandlers: Record<string, (event: any, ctx: any) => unknown> | undefined;
   private readonly plugin: ServerPlugin;
+  /** What every connection's core is given (shared: see prepareConnection). */
+  private readonly coreOptions: CoreOptions;
 
   /** @internal Use `listen()`. */
   constructor(
@@ -118,6 +120,23 @@ export class Server<ServerApi = any, ClientApi = any>
     this.name = name;
     this.plugin = plugin?.(this) ?? {};
     this.internalHandlers = this.plugin.handlers;
+    this.coreOptions = {
+      role: 'server',
+      handlers: options.handlers,
+      maxMessageSize: options.maxMessageSize,
+      replyTimeout: options.replyTimeout,
+      checksum: options.checksum,
+      frameTimeout: options.frameTimeout,
+      maxWriteBuffer: options.maxWriteBuffer,
+      maxInFlight: options.maxInFlight,
+      keepalive: options.keepalive,
+      internalHandlers: this.internalHandlers,
+      schemas: options.protocol?.definition,
+      protocolMeta: options.protocol,
+      hasSession: options.session !== undefined,
+      trace: options.trace,
+      reportError: (error, messageType, connection) => this.reportHandlerError(error, messageType, connection as Connection<ServerApi, ClientApi>),
+    };
     const port: SupervisorPort = {
       refuse: (event, code, why) => this.refuse(event, code, why),
       stopAccepting: () => void this.bound.close(),
@@ -225,26 +244,13 @@ export class Server<ServerApi = any, ClientApi = any>
 
   /** Build the plain-code side of a new connection; the supervisor decides whether it lives. */
   private prepareConnection(socket: Duplex, peer: PeerCredentials): AcceptedSocketEvent {
-    const id = nanoid();
+    const id = connectionId();
     // The child actor's id is recycled (see takeActorId); the connection's public id is the nanoid.
     const actorId = this.takeActorId();
-    const core = new ConnectionCore(socket, {
-      role: 'server',
-      handlers: this.options.handlers,
-      maxMessageSize: this.options.maxMessageSize,
-      replyTimeout: this.options.replyTimeout,
-      checksum: this.options.checksum,
-      frameTimeout: this.options.frameTimeout,
-      maxWriteBuffer: this.options.maxWriteBuffer,
-      maxInFlight: this.options.maxInFlight,
-      keepalive: this.options.keepalive,
-      internalHandlers: this.internalHandlers,
-      schemas: this.options.protocol?.definition,
-      protocolMeta: this.options.protocol,
-      hasSession: this.options.session !== undefined,
-      trace: this.options.trace,
-      reportError: (error, messageType) => this.reportHandlerError(error, messageType, connection),
-    }, peer);
+    // Each connection reads the server's one options object through its own (empty) object:
+    // a copy per connection cost ~0.3 KiB, and what is set on one (an internal handler added
+    // to it) stays its own.
+    const core = new ConnectionCore(socket, Object.create(this.coreOptions) as CoreOptions, peer);
     const connection = new Connection<ServerApi, ClientApi>(core, id);
     this.plugin.connectionMade?.(connection);
     this.cores.set(actorId, core);

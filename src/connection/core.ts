@@ -64,8 +64,9 @@ export interface CoreOptions {
   /**
    * Errors of this side's own making that no asker can be told of (a tell handler threw …).
    * Without it they are said as process warnings, once per kind, unless `warnUnobserved` is false.
+   * `connection` is the connection's facade (so one options object can serve every connection).
    */
-  reportError?: (error: ConverseError, messageType: string | undefined) => void;
+  reportError?: (error: ConverseError, messageType: string | undefined, connection: unknown) => void;
   /** Say unobserved errors as process warnings (once per kind). @default true */
   warnUnobserved?: boolean;
   /** The connection machine spawns a `session` actor: every message is offered to it first. */
@@ -332,8 +333,6 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   attach(send: (event: TransportEvent) => void, actor: AnyActorRef): () => void {
     this.send = send;
     this.actor = actor;
-    // The cached phase the hot path checks; snapshots change only on lifecycle events.
-    actor.subscribe((snapshot: { value: unknown }) => this.announce(snapshot.value as ConnectionState));
     const socket = this.socket;
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -353,6 +352,11 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
     return () => {
       this.send = undefined;
     };
+  }
+
+  /** The actor's new state (its snapshots change only on lifecycle events). */
+  stateChanged(state: ConnectionState): void {
+    this.announce(state);
   }
 
   command(command: TransportCommand): void {
@@ -450,7 +454,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   }
 
   reportLocal(error: ConverseError, messageType?: string): void {
-    if (this.options.reportError !== undefined) this.options.reportError(error, messageType);
+    if (this.options.reportError !== undefined) this.options.reportError(error, messageType, this.facadeObject);
     else if (this.options.warnUnobserved !== false) warnUnobserved(error, messageType, 'pass warnUnobservedErrors: false to connect() to silence these');
   }
 

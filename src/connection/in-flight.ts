@@ -10,8 +10,12 @@ import type { Lifecycle } from './lifecycle.js';
  * `settled()` signal closing waits for.
  */
 export class InFlightTable {
-  private readonly asks = new Map<number, InFlight>();
-  private readonly tells = new Set<InFlight>();
+  /**
+   * Made on first use: most asks are answered within their handler's turn (`current`), and an
+   * idle connection should not hold two empty hash tables (about 0.3 KiB).
+   */
+  private asks: Map<number, InFlight> | undefined;
+  private tells: Set<InFlight> | undefined;
   private readonly lowWater: number;
   /**
    * The ask whose handler is running synchronously right now (see `enter`): most handlers answer
@@ -32,12 +36,12 @@ export class InFlightTable {
 
   /** Asks not yet answered (closing waits for them). */
   get size(): number {
-    return this.asks.size + (this.current === undefined ? 0 : 1);
+    return (this.asks === undefined ? 0 : this.asks.size) + (this.current === undefined ? 0 : 1);
   }
 
   /** Asks and tells in progress (what maxInFlight bounds). */
   get running(): number {
-    return this.size + this.tells.size;
+    return this.size + (this.tells === undefined ? 0 : this.tells.size);
   }
 
   /** An ask with this id is in progress and not cancelled (the peer may not reuse its id). */
@@ -46,20 +50,20 @@ export class InFlightTable {
   }
 
   get(id: number): InFlight | undefined {
-    return this.current !== undefined && this.currentId === id ? this.current : this.asks.get(id);
+    return this.current !== undefined && this.currentId === id ? this.current : this.asks?.get(id);
   }
 
   startAsk(id: number, item: InFlight): void {
     item.since = performance.now();
-    this.asks.set(id, item);
+    (this.asks ??= new Map()).set(id, item);
     this.grew();
   }
 
   /** Asks in progress (id, item), and tells whose handlers still run (id -1): for work in flight. */
   *entries(): IterableIterator<[number, InFlight]> {
     if (this.current !== undefined) yield [this.currentId, this.current];
-    yield* this.asks;
-    for (const ctx of this.tells) yield [-1, ctx];
+    if (this.asks !== undefined) yield* this.asks;
+    if (this.tells !== undefined) for (const ctx of this.tells) yield [-1, ctx];
   }
 
   /**
@@ -67,7 +71,7 @@ export class InFlightTable {
    * one, the outer ask moves to the Map first, so no ask is lost from the table.
    */
   enter(id: number, item: InFlight): void {
-    if (this.current !== undefined) this.asks.set(this.currentId, this.current);
+    if (this.current !== undefined) (this.asks ??= new Map()).set(this.currentId, this.current);
     this.currentId = id;
     this.current = item;
   }
@@ -78,7 +82,7 @@ export class InFlightTable {
     this.current = undefined;
     this.currentId = -1;
     item.since = performance.now(); // only asks that outlive their turn are stamped
-    this.asks.set(id, item);
+    (this.asks ??= new Map()).set(id, item);
     this.grew();
   }
 
@@ -87,7 +91,7 @@ export class InFlightTable {
     if (this.get(id) !== from) return false;
     to.since = from.since;
     if (this.current === from) this.current = to;
-    else this.asks.set(id, to);
+    else (this.asks ??= new Map()).set(id, to);
     return true;
   }
 
@@ -100,7 +104,7 @@ export class InFlightTable {
       this.current = undefined;
       this.currentId = -1;
     } else {
-      if (this.asks.get(id) !== item) return false;
+      if (this.asks === undefined || this.asks.get(id) !== item) return false;
       this.asks.delete(id);
       this.shrank();
     }
@@ -110,12 +114,12 @@ export class InFlightTable {
 
   startTell(item: InFlight): void {
     item.since = performance.now();
-    this.tells.add(item);
+    (this.tells ??= new Set()).add(item);
     this.grew();
   }
 
   finishTell(item: InFlight): void {
-    if (this.tells.delete(item)) this.shrank();
+    if (this.tells?.delete(item) === true) this.shrank();
   }
 
   private grew(): void {
@@ -132,9 +136,11 @@ export class InFlightTable {
     this.current = undefined;
     this.currentId = -1;
     current?.abort(reason);
-    for (const item of this.asks.values()) item.abort(reason);
-    this.asks.clear();
-    for (const item of this.tells) item.abort(reason);
-    this.tells.clear();
+    const asks = this.asks;
+    const tells = this.tells;
+    this.asks = undefined;
+    this.tells = undefined;
+    if (asks !== undefined) for (const item of asks.values()) item.abort(reason);
+    if (tells !== undefined) for (const item of tells) item.abort(reason);
   }
 }

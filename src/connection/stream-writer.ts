@@ -15,12 +15,15 @@ interface Producer {
   type: string;
 }
 
+const NO_STREAMS: ReadonlyMap<number, Producer> = new Map();
+
 /**
  * Streamed replies this side produces: a handler's async iterable sent as STREAM_ITEMs, as fast
  * as the asker's credit allows, then STREAM_END (or an ERROR).
  */
 export class StreamWriter {
-  private readonly producing = new Map<number, Producer>();
+  /** Made at the first streamed reply: most connections never produce one. */
+  private producing: Map<number, Producer> | undefined;
 
   constructor(
     private readonly sender: Sender,
@@ -30,12 +33,12 @@ export class StreamWriter {
 
   /** The streams being produced (for work in flight). */
   get streams(): ReadonlyMap<number, Readonly<Producer>> {
-    return this.producing;
+    return this.producing ?? NO_STREAMS;
   }
 
   /** The asker granted `more` items for stream `id`. */
   credit(id: number, more: unknown): void {
-    const producer = this.producing.get(id);
+    const producer = this.producing?.get(id);
     if (producer !== undefined && typeof more === 'number' && more > 0) {
       producer.credit += more;
       producer.wake?.();
@@ -44,17 +47,17 @@ export class StreamWriter {
 
   /** The asker cancelled stream `id` (its handler's signal aborts): let a waiting producer see it. */
   wake(id: number): void {
-    this.producing.get(id)?.wake?.();
+    this.producing?.get(id)?.wake?.();
   }
 
   /** Streams waiting for credit that will never come: let them see the abort and finish. */
   release(): void {
-    for (const producer of this.producing.values()) producer.wake?.();
+    if (this.producing !== undefined) for (const producer of this.producing.values()) producer.wake?.();
   }
 
   async produce(id: number, type: string, ctx: HandlerContextImpl, items: AsyncIterable<unknown>, output: StandardSchemaV1 | undefined): Promise<void> {
     const producer: Producer = { credit: ctx.credit, wake: undefined, sent: 0, type };
-    this.producing.set(id, producer);
+    (this.producing ??= new Map()).set(id, producer);
     let iterator: AsyncIterator<unknown> | undefined;
     let failed: unknown;
     let ended = false;
@@ -99,7 +102,7 @@ export class StreamWriter {
     } catch (error) {
       failed = error;
     }
-    this.producing.delete(id);
+    this.producing?.delete(id);
     // A generator's return() may throw or reject: that stays here, never an unhandled rejection.
     if (!ended && iterator !== undefined) {
       try {
