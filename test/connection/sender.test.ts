@@ -128,6 +128,71 @@ describe('Sender batching', () => {
     expect(writes).toEqual([small.length + big.length]);
   });
 
+  it('small frames (up to 4 KiB) leave copied into one chunk per batch; a larger frame goes as it is; every byte is counted', async () => {
+    const chunks: Buffer[][] = [];
+    const stream = new Duplex({
+      read() {},
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push([chunk]);
+        callback();
+      },
+      writev(list, callback) {
+        chunks.push(list.map((c) => c.chunk as Buffer));
+        callback();
+      },
+    });
+    const stats = newStats();
+    const s = new Sender(stream, stats, 8 * 1024 * 1024, 4 * 1024 * 1024, new ReadFlow(stream));
+    s.framing = true;
+    // [REPLY, 1, string of k]: 3-byte prefix, then 1 + 1 + 1 + 3 (str 16) + k bytes of body.
+    const sized = (bytes: number): Buffer => s.encode([FrameKind.REPLY, 1, 'x'.repeat(bytes - 9)]);
+    const small = s.encode([FrameKind.REPLY, 2, 2]);
+    const exact = sized(4096);
+    const over = sized(4097);
+    expect([exact.length, over.length]).toEqual([4096, 4097]);
+    s.writeFrame(small);
+    s.writeFrame(exact);
+    s.writeFrame(over);
+    s.writeReply(3, 'sum', 6); // encoded and written from the codec's slab (a range of it)
+    await nextTick();
+    const reply = encodeFrame([FrameKind.REPLY, 3, 6], false, 1 << 20);
+    expect(chunks).toHaveLength(1); // one writev
+    const [batch] = chunks;
+    expect(batch).toHaveLength(3);
+    expect(batch![0]!.equals(Buffer.concat([small, exact]))).toBe(true);
+    expect(batch![0]!.buffer).not.toBe(small.buffer); // a copy, in the output slab
+    expect(batch![1]).toBe(over); // the frame itself
+    expect(batch![2]!.equals(reply)).toBe(true);
+    expect(stats.messagesOut).toBe(4);
+    expect(stats.bytesOut).toBe(small.length + exact.length + over.length + reply.length);
+  });
+
+  it('small frames that fill the budget leave with a callback: a send waiting for room is released once they are handed over', async () => {
+    // An in-memory stream whose high-water mark (16 KiB) is far above the budget: Node emits no
+    // 'drain' for these writes, so only the write's own callback can tell that room came back.
+    const stream = new Duplex({
+      read() {},
+      write(_chunk, _encoding, callback) {
+        setImmediate(callback);
+      },
+      writev(_chunks, callback) {
+        setImmediate(callback);
+      },
+    });
+    const s = new Sender(stream, newStats(), 100, 1 << 20, new ReadFlow(stream));
+    s.framing = true;
+    const frame = s.encode([FrameKind.REPLY, 1, 'x'.repeat(44)]);
+    expect(frame.length).toBe(50); // two fill the budget of 100 exactly
+    s.writeFrame(frame);
+    s.writeFrame(frame);
+    expect(s.full).toBe(true);
+    let released = false;
+    void s.whenWritable(60_000, undefined, 't').then(() => (released = true));
+    for (let i = 0; i < 20 && !released; i++) await new Promise((resolve) => setImmediate(resolve));
+    expect(released).toBe(true);
+    expect(s.full).toBe(false);
+  });
+
   it('two connections writing small frames in the same tick each send exactly their own frames, in order (the shared slab)', async () => {
     const a = recordingStream();
     const b = recordingStream();
