@@ -626,6 +626,42 @@ describe('Sender: what it writes', () => {
     peer.stream.destroy();
   });
 
+  it('small frames of two connections written in turn in one tick each reach their own peer, whole and in order', async () => {
+    const one = budgeted(1000);
+    const two = budgeted(1000);
+    const sent: Array<[unknown[], unknown[]]> = [];
+    for (let i = 0; i < 40; i++) {
+      const a = [FrameKind.TELL, { type: 'a', i, pad: 'a'.repeat(i * 7) }];
+      const b = [FrameKind.TELL, { type: 'b', i, pad: 'b'.repeat(i * 5) }];
+      one.s.writeEnvelope(a);
+      two.s.writeEnvelope(b);
+      if (i % 3 === 0) one.s.writeEnvelope(a); // runs of different lengths on each side
+      sent.push([a, b]);
+    }
+    await settleIo();
+    one.peer.read();
+    two.peer.read();
+    const expectedOne = sent.flatMap(([a], i) => (i % 3 === 0 ? [a, a] : [a]));
+    expect(one.peer.frames).toEqual(expectedOne);
+    expect(two.peer.frames).toEqual(sent.map(([, b]) => b));
+  });
+
+  it('small frames held by a peer that does not read stay intact while later frames fill new slabs (over 256 KiB across ticks)', async () => {
+    const { s, peer } = budgeted(100_000);
+    const expected: unknown[][] = [];
+    for (let tick = 0; tick < 8; tick++) {
+      for (let i = 0; i < 100; i++) {
+        const envelope = [FrameKind.TELL, { type: 't', tick, i, pad: String.fromCharCode(97 + ((tick + i) % 26)).repeat(300 + i) }];
+        s.writeEnvelope(envelope);
+        expected.push(envelope);
+      }
+      await settleIo(); // this tick's frames are on their way, held by the peer
+    }
+    expect(s.buffered).toBeGreaterThan(256 * 1024);
+    peer.read();
+    expect(peer.frames).toEqual(expected);
+  });
+
   it('frames carry the CRC-32 when the handshake agreed on it; the flight recorder sees each frame with its message type where known', async () => {
     const peer = slowPeer(1, true);
     const s = new Sender(peer.stream, newStats(), 1 << 20, 1 << 20, new ReadFlow(peer.stream));
