@@ -368,6 +368,24 @@ describe('Sender: the write budget (maxWriteBuffer)', () => {
     expect(ran).toBe(true);
   });
 
+  it('the same with frames over 4 KiB (written as they are, not copied into a batch): filling the budget exactly still asks to be told when they are flushed', async () => {
+    const large = encodeFrame([FrameKind.TELL, { type: 't', pad: 'x'.repeat(8 * 1024) }], false, 1 << 20);
+    const peer = slowPeer(1 << 20);
+    const s = new Sender(peer.stream, newStats(), 2 * large.length, 1 << 20, new ReadFlow(peer.stream));
+    s.framing = true;
+    s.writeFrame(large);
+    s.writeFrame(large);
+    expect(s.full).toBe(true);
+    let ran = false;
+    s.whenRoom(() => (ran = true));
+    const sent = s.whenWritable(2_000, undefined, 'ask');
+    await settleIo();
+    peer.read();
+    await sent;
+    expect(ran).toBe(true);
+    expect(peer.frames).toHaveLength(2);
+  });
+
   it('whenRoom: writes at once when there is room and nobody waits; otherwise in order once the peer has read enough, each finding room', async () => {
     const { s, peer } = budgeted(2);
     const order: string[] = [];
