@@ -8,71 +8,26 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMachine } from 'xstate';
-import { connect, listen, type Connection, type Server } from '../../src/index.js';
+import { connect, type Connection } from '../../src/index.js';
 import { fullGc } from '../fixtures/rel-protocol.js';
-import { cleanup, onCleanup, sleep, socketName, waitUntil } from '../helpers/cleanup.js';
+import { cleanup, onCleanup, sleep, waitUntil } from '../helpers/cleanup.js';
 import { startFixture } from '../helpers/fixture.js';
+import { BIG, MEDIUM, connectionOf, startAttackedServer } from '../helpers/attacked-server.js';
 
 afterEach(cleanup);
 
 const KiB = 1024;
 const MAX_WRITE_BUFFER = 256 * KiB;
-const BIG = 'x'.repeat(64 * KiB);
-const MEDIUM = 'm'.repeat(4 * KiB);
 /** A frame of BIG with its envelope: what one reply, item or broadcast may add past the budget. */
 const ONE_FRAME = 64 * KiB + 64;
 
-interface Counters {
-  started: number;
-  running: number;
-  most: number;
-}
-
-async function startServer(options: Parameters<typeof listen>[1] = {}): Promise<{ name: string; server: Server; counters: Counters }> {
-  const name = socketName();
-  const counters: Counters = { started: 0, running: 0, most: 0 };
-  const track = async <T>(work: () => Promise<T>): Promise<T> => {
-    counters.started++;
-    counters.most = Math.max(counters.most, ++counters.running);
-    try {
-      return await work();
-    } finally {
-      counters.running--;
-    }
-  };
-  const server = await listen(name, {
-    maxWriteBuffer: MAX_WRITE_BUFFER,
-    frameTimeout: 20_000,
-    handlers: {
-      add: (e: { a: number; b: number }) => e.a + e.b,
-      /** Never answers (until the connection goes). */
-      hang: (_e: unknown, ctx: { signal: AbortSignal }) => track(() => new Promise((resolve) => ctx.signal.addEventListener('abort', resolve))),
-      /** Answers `value` after `ms`. */
-      slow: (e: { ms: number; value: unknown }) => track(() => sleep(e.ms).then(() => e.value)),
-      /** Answers 4 KiB at once: over a 1 KiB budget, under Node's 16 KiB high-water mark. */
-      medium: () => MEDIUM,
-      /** Answers 64 KiB, asynchronously. */
-      big: () => track(() => Promise.resolve(BIG)),
-      /** Streams 64 KiB items for ever. */
-      endless: async function* () {
-        for (;;) yield BIG;
-      },
-    },
-    ...options,
-  } as never);
-  onCleanup(() => server.close({ timeout: 300 }));
-  return { name, server, counters };
+/** The attacked server with this file's budget: 256 KiB, and 20 s for a frame. */
+function startServer(options: Record<string, unknown> = {}) {
+  return startAttackedServer({ maxWriteBuffer: MAX_WRITE_BUFFER, frameTimeout: 20_000, ...options });
 }
 
 function attack(name: string, mode: string, options: Record<string, unknown> = {}) {
   return startFixture('attacker', [name, mode, options]);
-}
-
-/** The server's connection from the attacker process. */
-async function connectionOf(server: Server, pid: number): Promise<Connection> {
-  const find = (): Connection | undefined => [...server.connections.values()].find((c) => c.peer.pid === pid);
-  await waitUntil(() => find() !== undefined, 'the server registered the attacker');
-  return find()!;
 }
 
 /** The most bytes ever queued on `connection`'s socket, recorded on every write. */

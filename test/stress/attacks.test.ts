@@ -13,10 +13,11 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMachine } from 'xstate';
-import { connect, listen, type Connection, type Server } from '../../src/index.js';
+import { connect } from '../../src/index.js';
 import { fullGc } from '../fixtures/rel-protocol.js';
-import { cleanup, onCleanup, sleep, socketName, waitUntil } from '../helpers/cleanup.js';
+import { cleanup, onCleanup, sleep, waitUntil } from '../helpers/cleanup.js';
 import { startFixture } from '../helpers/fixture.js';
+import { BIG, connectionOf, startAttackedServer } from '../helpers/attacked-server.js';
 
 afterEach(cleanup);
 
@@ -24,41 +25,10 @@ const KiB = 1024;
 const MiB = 1024 * KiB;
 const W = 1 * MiB;
 const F = 64;
-const BIG = 'x'.repeat(64 * KiB);
 
-interface Counters {
-  started: number;
-  running: number;
-}
-
-async function startServer(options: Record<string, unknown> = {}): Promise<{ name: string; server: Server; counters: Counters }> {
-  const name = socketName();
-  const counters: Counters = { started: 0, running: 0 };
-  const track = async <T>(work: () => Promise<T>): Promise<T> => {
-    counters.started++;
-    counters.running++;
-    try {
-      return await work();
-    } finally {
-      counters.running--;
-    }
-  };
-  const server = await listen(name, {
-    maxWriteBuffer: W,
-    frameTimeout: 120_000, // the non-reader is not closed for not reading while we measure
-    handlers: {
-      add: (e: { a: number; b: number }) => e.a + e.b,
-      hang: (_e: unknown, ctx: { signal: AbortSignal }) => track(() => new Promise((resolve) => ctx.signal.addEventListener('abort', resolve))),
-      slow: (e: { ms: number }) => track(() => sleep(e.ms)),
-      big: () => track(() => Promise.resolve(BIG)),
-      endless: async function* () {
-        for (;;) yield BIG;
-      },
-    },
-    ...options,
-  } as never);
-  onCleanup(() => server.close({ timeout: 300 }));
-  return { name, server, counters };
+/** The attacked server with this file's budget W; the non-reader is not closed for not reading while we measure. */
+function startServer(options: Record<string, unknown> = {}) {
+  return startAttackedServer({ maxWriteBuffer: W, frameTimeout: 120_000, ...options });
 }
 
 /** Heap in use plus memory outside it (Buffers: queued frames live there), after a full GC. */
@@ -78,12 +48,6 @@ async function mostHeld(baseline: number, samples: number, every = 500): Promise
   return most;
 }
 
-async function connectionOf(server: Server, pid: number): Promise<Connection> {
-  const find = (): Connection | undefined => [...server.connections.values()].find((c) => c.peer.pid === pid);
-  await waitUntil(() => find() !== undefined, 'the server registered the attacker', 20_000);
-  return find()!;
-}
-
 async function servedMeanwhile(name: string): Promise<void> {
   const other = await connect(name);
   onCleanup(() => other.destroy());
@@ -101,7 +65,7 @@ describe('issue 9 attacks at full scale: the server heap stays within the docume
     const { name, server, counters } = await startServer();
     const baseline = heap();
     const attacker = await startFixture('attacker', [name, 'asks', { type: 'hang', count: 100_000 }]);
-    const connection = await connectionOf(server, attacker.pid);
+    const connection = await connectionOf(server, attacker.pid, 20_000);
     await waitUntil(() => counters.started === F, 'maxInFlight handlers started', 20_000);
     const most = await mostHeld(baseline, 6);
     report('100,000 asks (never answered)', most);
@@ -121,7 +85,7 @@ describe('issue 9 attacks at full scale: the server heap stays within the docume
     const { name, server, counters } = await startServer();
     const baseline = heap();
     const attacker = await startFixture('attacker', [name, 'tells', { type: 'slow', fields: { ms: 2000 }, count: 120_000 }]);
-    const connection = await connectionOf(server, attacker.pid);
+    const connection = await connectionOf(server, attacker.pid, 20_000);
     await waitUntil(() => counters.started >= F, 'maxInFlight handlers started', 20_000);
     let most = 0;
     let mostRunning = 0;
@@ -141,7 +105,7 @@ describe('issue 9 attacks at full scale: the server heap stays within the docume
     const { name, server } = await startServer();
     const baseline = heap();
     const attacker = await startFixture('attacker', [name, 'asks', { type: 'big', count: 2_000 }]);
-    const connection = await connectionOf(server, attacker.pid);
+    const connection = await connectionOf(server, attacker.pid, 20_000);
     const most = await mostHeld(baseline, 8);
     report('2,000 asks with async 64 KiB replies (non-reader)', most);
     expect(connection.state).toBe('active');
@@ -154,7 +118,7 @@ describe('issue 9 attacks at full scale: the server heap stays within the docume
     const { name, server } = await startServer();
     const baseline = heap();
     const attacker = await startFixture('attacker', [name, 'stream', { type: 'endless', window: 1e9 }]);
-    const connection = await connectionOf(server, attacker.pid);
+    const connection = await connectionOf(server, attacker.pid, 20_000);
     const most = await mostHeld(baseline, 8);
     report('endless stream, window 10^9 (non-reader)', most);
     expect(connection.state).toBe('active');
@@ -166,7 +130,7 @@ describe('issue 9 attacks at full scale: the server heap stays within the docume
   it('300 broadcasts of 64 KiB to a peer that reads nothing', async () => {
     const { name, server } = await startServer();
     const attacker = await startFixture('attacker', [name, 'idle']);
-    const connection = await connectionOf(server, attacker.pid);
+    const connection = await connectionOf(server, attacker.pid, 20_000);
     const baseline = heap();
     let skipped = 0;
     for (let i = 0; i < 300; i++) skipped += (await server.broadcast({ type: 'tick', text: BIG } as never, { report: true })).skipped;
@@ -201,7 +165,7 @@ describe('issue 9 attacks at full scale: the server heap stays within the docume
     const loops = Array.from({ length: 16 }, busyLoop);
     const baseline = heap();
     const attacker = await startFixture('attacker', [name, 'drip', { type: 'add', fields: { a: 1, b: 2 }, fill: 12, count: 2_000, every: 4 }]);
-    const connection = await connectionOf(server, attacker.pid);
+    const connection = await connectionOf(server, attacker.pid, 20_000);
     const most = await mostHeld(baseline, 16);
     stop = true;
     await Promise.all(loops);
@@ -229,7 +193,7 @@ describe('issue 9 attacks at full scale: the server heap stays within the docume
     await warmup.kill();
     const baseline = heap();
     const attacker = await startFixture('attacker', [name, 'types', { count: 100_000, read: true }]);
-    const connection = await connectionOf(server, attacker.pid);
+    const connection = await connectionOf(server, attacker.pid, 20_000);
     await waitUntil(() => connection.stats.unhandledTells >= 100_000, 'every type was refused', 120_000);
     await attacker.kill();
     await waitUntil(() => connection.state === 'closed', 'the attacker is gone', 20_000);
