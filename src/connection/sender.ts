@@ -156,7 +156,7 @@ export class Sender {
       if (notify) this.runOver = true;
     } else {
       this.flushRun();
-      const frame = this.copying ? ownCopy(buf, start, end) : start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+      const frame = this.copying && pinsMuchMore(buf, length) ? ownCopy(buf, start, end) : start === 0 && end === buf.length ? buf : buf.subarray(start, end);
       if (notify) stream.write(frame, this.onFlushed);
       else stream.write(frame);
     }
@@ -378,6 +378,19 @@ export class Sender {
 const EMPTY = Buffer.alloc(0);
 /** Frames up to this size are copied into the shared slab; larger ones are written as they are. */
 const SMALL_FRAME = 4096;
+
+/**
+ * A view of `length` bytes of `buf` would keep much more than itself alive: the memory behind it
+ * is over PINNED_PER_BYTE times its size. A large frame usually has its encoder's buffer nearly to
+ * itself (msgpackr grows its buffer to about 4× the message that did not fit), so it is written as
+ * it is even to a peer that is behind; copying every such frame would cost S3 a copy per message.
+ */
+function pinsMuchMore(buf: Buffer, length: number): boolean {
+  return buf.buffer.byteLength > PINNED_PER_BYTE * length + PINNED_SLACK;
+}
+/** A queued view may keep at most this many times its own size alive (plus PINNED_SLACK: msgpackr rounds to 4 KiB). */
+const PINNED_PER_BYTE = 4;
+const PINNED_SLACK = 8192;
 
 /** Bytes `start` … `end` of `buf` in an allocation of their own (not Node's shared pool either). */
 function ownCopy(buf: Buffer, start: number, end: number): Buffer {

@@ -1,5 +1,5 @@
 import * as net from 'node:net';
-import * as tls from 'node:tls';
+import type * as tls from 'node:tls';
 import { ConverseError } from '../errors.js';
 import { checkInsecureNetwork, type NetworkAddress } from './address.js';
 import type { PeerCredentials } from './peer-credentials.js';
@@ -36,6 +36,14 @@ const TLS_HANDSHAKE_TIMEOUT_DEFAULT = 5000;
 /** Sockets beyond maxConnections still get a moment to be refused with a REJECT; past this many more, the kernel's accept is dropped. */
 const REFUSAL_HEADROOM = 64;
 
+/**
+ * node:tls (with OpenSSL's bindings, about 0.5 MB of heap) loads with the first tls:// address,
+ * not with the library: most daemons only ever use local sockets.
+ */
+function loadTls(): Promise<typeof tls> {
+  return import('node:tls');
+}
+
 export async function bindNetworkListener(address: NetworkAddress, options: ListenTransportOptions): Promise<TransportListener> {
   await checkInsecureNetwork(address, options.allowInsecureNetwork, 'listen on');
   let server: net.Server;
@@ -57,6 +65,7 @@ export async function bindNetworkListener(address: NetworkAddress, options: List
         `listen("${address.name}") verifies client certificates (requestCert, the default) and needs tls.ca: the CA that signs your clients' certificates. Without it any certificate from a public CA would pass. Set requestCert: false only if anyone may connect.`,
       );
     }
+    const tls = await loadTls();
     server = tls.createServer({
       key: t.key,
       cert: t.cert,
@@ -111,11 +120,12 @@ export async function connectNetwork(address: NetworkAddress, timeout: number, o
   await checkInsecureNetwork(address, options.allowInsecureNetwork, 'connect to');
   if (address.port === 0) throw new ConverseError('INVALID_NAME', `Cannot connect to "${address.name}": port 0 means "any free port" and only makes sense to listen on.`);
   const t = options.tls;
+  const tls = address.kind === 'tls' ? await loadTls() : undefined;
   return new Promise<ConnectedStream>((resolve, reject) => {
     let settled = false;
     const ready = address.kind === 'tls' ? 'secureConnect' : 'connect';
     const socket =
-      address.kind === 'tls'
+      tls !== undefined
         ? tls.connect({
             host: address.host,
             port: address.port,

@@ -602,6 +602,25 @@ describe('Sender: what a queued write keeps alive', () => {
     await nextTick();
     expect(owns(chunks.at(-1)!)).toBe(false);
   });
+
+  it('behind a backlog, a frame over 4 KiB stays a view when the buffer behind it is at most about 4× its size (copying it would cost more than it saves)', async () => {
+    const { stream, chunks, release } = heldStream();
+    const s = sender(stream);
+    s.writeFrame(s.encode([FrameKind.REPLY, 1, 'first']));
+    await nextTick();
+    // Frames over 4 KiB that are views: one nearly owns its buffer (as msgpackr's frame of a
+    // large message does), one is a small part of a large buffer (a few KiB of a big slab).
+    const mostlyItsOwn = Buffer.alloc(64 * 1024).subarray(0, 20_000);
+    const smallPartOfMuch = Buffer.alloc(256 * 1024).subarray(1000, 11_000);
+    s.writeFrame(mostlyItsOwn);
+    s.writeFrame(smallPartOfMuch);
+    await nextTick();
+    release();
+    await waitUntil(() => chunks.length === 3, 'the queued chunks reached the stream');
+    expect(chunks[1]!.buffer).toBe(mostlyItsOwn.buffer); // written as it is: at most 64 KiB kept for 20 KB
+    expect(owns(chunks[2]!)).toBe(true); // copied: 10 KB must not keep 256 KiB alive
+    expect(chunks[2]!.equals(smallPartOfMuch)).toBe(true);
+  });
 });
 
 describe('Sender: what it writes', () => {
