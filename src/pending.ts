@@ -63,9 +63,14 @@ export class PendingReplies implements PendingTable {
 
   constructor(
     /** Called for each ask that timed out (the connection tells the peer to cancel it). */
-    private readonly onTimeout: (id: number, ask: PendingAsk) => void,
+    private readonly onTimeout: (this: unknown, id: number, ask: PendingAsk) => void,
     /** Called for each ask this table fails (timeout or close), before it is rejected; for tracing. */
-    private readonly onFailed?: (id: number, ask: PendingAsk, error: ConverseError) => void,
+    private readonly onFailed?: (this: unknown, id: number, ask: PendingAsk, error: ConverseError) => void,
+    /**
+     * `this` for both callbacks: an owner can pass its prototype methods and itself rather than
+     * two closures made for every connection.
+     */
+    private readonly owner?: unknown,
   ) {}
 
   get size(): number {
@@ -170,7 +175,7 @@ export class PendingReplies implements PendingTable {
     this.count = 0;
     for (const [id, ask] of asks) {
       if (ask.onAbort !== undefined) ask.signal!.removeEventListener('abort', ask.onAbort);
-      this.onFailed?.(id, ask, error);
+      this.onFailed?.call(this.owner, id, ask, error);
       ask.reject(error);
     }
   }
@@ -209,12 +214,12 @@ export class PendingReplies implements PendingTable {
     }
     if (next !== Infinity) this.arm(next);
     for (const [id, ask] of expired) {
-      this.onTimeout(id, ask);
+      this.onTimeout.call(this.owner, id, ask);
       const error = new ConverseError(
         'TIMEOUT',
         `No reply to "${ask.type}" within ${ask.timeout} ms. The peer may be slow or stuck; raise the timeout (ask option \`timeout\` or \`replyTimeout\`) if the work is expected to take longer.`,
       );
-      this.onFailed?.(id, ask, error);
+      this.onFailed?.call(this.owner, id, ask, error);
       ask.reject(error);
     }
   }

@@ -41,8 +41,8 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
   core: ConnectionCore;
   /** A nanoid, unique to this connection. */
   readonly id: string;
-  /** Settles (never rejects) once the connection is closed. */
-  readonly closed: Promise<void>;
+  /** Given by a reconnecting connection (which outlives its cores); otherwise the core's. */
+  private readonly ownClosed: Promise<void> | undefined;
 
   /** The library's own handlers for reserved `$…` types added to this connection (introspection). */
   private ownHandlers: Record<string, (event: any, ctx: any) => unknown> | undefined;
@@ -51,8 +51,13 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
   constructor(core: ConnectionCore, id: string, closed?: Promise<void>) {
     this.core = core;
     this.id = id;
-    this.closed = closed ?? core.closed;
+    this.ownClosed = closed;
     core.facade = this;
+  }
+
+  /** Settles (never rejects) once the connection is closed. */
+  get closed(): Promise<void> {
+    return this.ownClosed ?? this.core.closed;
   }
 
   /** @internal Answer the reserved type `type` with `handler` (before user handlers), on this and every later physical connection. */

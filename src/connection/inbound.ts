@@ -13,6 +13,10 @@ import { Gate, SessionGate } from './session-gate.js';
 import type { ConnectionStats } from './stats.js';
 import type { TraceCarrier } from '../otel.js';
 
+/** The queue of a connection released before it ever queued a message (ended; nothing is ever added to it). */
+const ENDED = new AsyncQueue<IncomingMessageImpl>();
+ENDED.end();
+
 /** Incoming messages queued beyond this pause reading from the peer until the reader catches up. */
 const INCOMING_HIGH_WATER = 256;
 const INCOMING_LOW_WATER = 64;
@@ -38,7 +42,8 @@ export interface InboundOptions {
  * connection (reading pauses while that queue is long).
  */
 export class Inbound {
-  readonly incoming = new AsyncQueue<IncomingMessageImpl>();
+  /** Made on first use (see `incoming`). */
+  private queue: AsyncQueue<IncomingMessageImpl> | undefined;
   private readonly gate: SessionGate | undefined;
   /** The application iterates the connection (see `attachReader`). */
   private reader = false;
@@ -58,16 +63,31 @@ export class Inbound {
     private readonly inFlight: InFlightTable,
     private readonly responder: Responder,
     private readonly stats: ConnectionStats,
-    findSession: () => AnyActorRef | undefined,
-    /** This side waits for replies to asks of its own. */
-    private readonly awaitingReplies: () => boolean,
   ) {
     if (options.hasSession === true) {
-      this.gate = new SessionGate(findSession, options.handlers, options.schemas, responder, life, (id, type, code, message, held) => this.refuse(id, type, code, message, undefined, held));
+      this.gate = new SessionGate(() => life.sessionChild, options.handlers, options.schemas, responder, life, (id, type, code, message, held) => this.refuse(id, type, code, message, undefined, held));
     }
-    this.incoming.onTake = () => {
-      if (this.flow.isPausedFor(PauseReason.READER) && this.incoming.size <= INCOMING_LOW_WATER) this.flow.resume(PauseReason.READER);
-    };
+  }
+
+  /**
+   * Messages for an application that iterates the connection. Made on first use: a connection
+   * whose messages all go to handlers never needs it (a queue and its hook cost ~0.2 KiB).
+   */
+  get incoming(): AsyncQueue<IncomingMessageImpl> {
+    let queue = this.queue;
+    if (queue === undefined) {
+      queue = this.queue = new AsyncQueue<IncomingMessageImpl>();
+      queue.onTake = () => {
+        if (this.flow.isPausedFor(PauseReason.READER) && queue!.size <= INCOMING_LOW_WATER) this.flow.resume(PauseReason.READER);
+      };
+    }
+    return queue;
+  }
+
+  /** The connection is released: iterating it ends once what is queued is taken. */
+  end(): void {
+    if (this.queue === undefined) this.queue = ENDED;
+    else this.queue.end();
   }
 
   /**
@@ -224,7 +244,7 @@ export class Inbound {
     }
     this.incoming.push(message);
     if (this.incoming.size >= INCOMING_HIGH_WATER) {
-      if (!this.reader && this.options.role === 'client' && (this.awaitingReplies() || this.queuedAsk())) this.stopHoldingUnread();
+      if (!this.reader && this.options.role === 'client' && (this.life.awaitingReplies || this.queuedAsk())) this.stopHoldingUnread();
       else this.flow.pause(PauseReason.READER);
     }
   }
@@ -253,7 +273,8 @@ export class Inbound {
   }
 
   private queuedAsk(): boolean {
-    for (const message of this.incoming.buffered()) if (message.id >= 0) return true;
+    if (this.queue === undefined) return false;
+    for (const message of this.queue.buffered()) if (message.id >= 0) return true;
     return false;
   }
 

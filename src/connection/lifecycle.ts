@@ -1,3 +1,4 @@
+import type { AnyActorRef } from 'xstate';
 import type { ConnectionState } from '../../machines/connection.machine.js';
 import { ConverseError, connectionClosedError } from '../errors.js';
 import { abortedError, badMessageError, isMessage } from './failures.js';
@@ -16,6 +17,12 @@ export interface Lifecycle {
   readonly closeReason: ConverseError | undefined;
   /** The public facade: handlers see it as `ctx.connection`, diagnostics as `connection`. */
   readonly facade: unknown;
+  /** The session actor the connection machine spawned, if it has one (and has spawned it). */
+  readonly sessionChild: AnyActorRef | undefined;
+  /** This side waits for replies to asks of its own. */
+  readonly awaitingReplies: boolean;
+  /** The peer said in its handshake that it reads trace context on TELLs. */
+  readonly peerReadsTraceContext: boolean;
   /** Something that held the close open has finished (a reply, an answer, a handler). */
   settled(): void;
   /** The peer broke something: close the connection with `error`. */

@@ -27,18 +27,19 @@ export class Outbound {
     readonly replyTimeout: number,
     /** OpenTelemetry, when this connection traces (see otel.ts); undefined costs one branch per message. */
     readonly tracing: Tracing | undefined = undefined,
-    /** The peer reads trace context on TELLs (it said so in the handshake). */
-    private readonly peerReadsTellContext: () => boolean = () => false,
   ) {
-    this.pending = new PendingReplies(
-      (id) => {
-        sender.writeControl(FrameKind.CANCEL, id);
-        life.settled();
-      },
-      (id, ask, error) => {
-        if (channels.askError.hasSubscribers) channels.askError.publish({ connection: life.facade, id, type: ask.type, error });
-      },
-    );
+    this.pending = new PendingReplies(this.askTimedOut, this.askFailed, this);
+  }
+
+  /** An ask timed out: the peer is told to cancel it. (Called by the pending table with `this` the outbound.) */
+  private askTimedOut(id: number): void {
+    this.sender.writeControl(FrameKind.CANCEL, id);
+    this.life.settled();
+  }
+
+  /** An ask failed (timeout or close), before it is rejected: for diagnostics. */
+  private askFailed(id: number, ask: PendingAsk, error: ConverseError): void {
+    if (channels.askError.hasSubscribers) channels.askError.publish({ connection: this.life.facade, id, type: ask.type, error });
   }
 
   ask(event: { type: string }, options: AskOptions | undefined): Promise<unknown> {
@@ -140,7 +141,7 @@ export class Outbound {
     const span = this.tracing !== undefined ? this.traceOutgoing('tell', event.type) : undefined;
     try {
       // Trace context rides on a TELL only to a peer that said it reads it (a third element is otherwise a protocol error).
-      this.sender.writeEnvelope(span?.carrier !== undefined && this.peerReadsTellContext() ? [FrameKind.TELL, event, span.carrier] : [FrameKind.TELL, event]);
+      this.sender.writeEnvelope(span?.carrier !== undefined && this.life.peerReadsTraceContext ? [FrameKind.TELL, event, span.carrier] : [FrameKind.TELL, event]);
     } catch (error) {
       span?.fail(outcomeOf(error), error);
       return Promise.reject(error);

@@ -5,10 +5,11 @@ import type { MachineGraph } from '../machine-graph.js';
 /**
  * The flight recorder: every connection keeps the metadata of its last frames (direction, kind,
  * id, type, size, time) and its lifecycle transitions in bounded rings, so a connection that
- * fails can say what happened just before. The frame ring is one typed array, made at the
- * connection's first frame and doubled up to its capacity, so a connection that says little
- * holds little; recording a frame writes a few numbers and a reference to a type string that
- * already exists (no allocation but the rare doubling). A recording is built only when asked
+ * fails can say what happened just before. The frame ring is one array of unboxed numbers, made
+ * at the connection's first frame and doubled up to its capacity, so a connection that says
+ * little holds little (a plain double array: a typed array costs ~0.2 KiB more of objects
+ * around a few bytes); recording a frame writes a few numbers and a reference to a type string
+ * that already exists (no allocation but the rare doubling). A recording is built only when asked
  * for (a failed close, introspection, the user).
  *
  * It is also the one place frames are observed: with a message tracer attached (`trace` option,
@@ -21,10 +22,12 @@ export const DEFAULT_RECORDED_FRAMES = 64;
 const RECORDED_TRANSITIONS = 16;
 /** Session machine transitions each connection with a session remembers. */
 export const RECORDED_SESSION_TRANSITIONS = 16;
-/** Frames the ring holds when it is first made (it doubles up to the capacity). */
-const FIRST_RING = 8;
-const NO_FRAMES = new Float64Array(0);
+/** Frames the ring holds when it is first made (it doubles up to the capacity): an ask and its reply. */
+const FIRST_RING = 2;
+/** Lifecycle transitions the ring holds when it is first made: handshake, active, closing, closed. */
+const FIRST_TRANSITIONS = 4;
 /** Shared and never written: each ring is replaced by its own array before its first write. */
+const NO_FRAMES: number[] = [];
 const NO_TYPES: Array<string | undefined> = [];
 
 /** The kind byte of a frame whose body could not be decoded, or was not an envelope. */
@@ -117,16 +120,20 @@ export class FlightRecorder {
   /**
    * The frame ring, made at the first frame and doubled (from FIRST_RING frames) up to
    * `capacity`: a connection that says little holds little. Per frame three numbers: time,
-   * kind bits × 2^32 + id, and size.
+   * kind bits × 2^32 + id, and size (only numbers are ever stored, so V8 keeps them unboxed).
    */
-  private frames: Float64Array = NO_FRAMES;
+  private frames: number[] = NO_FRAMES;
   /** The message type of each frame in the ring (same slots). */
   private types: Array<string | undefined> = NO_TYPES;
   /** Frames the ring holds (its length); grows until `capacity`. */
   private ringLength = 0;
   private framesSeen = 0;
-  /** Lifecycle transitions: [time, state, time, state …], the last RECORDED_TRANSITIONS. */
-  private readonly transitions: Array<number | string> = [];
+  /**
+   * Lifecycle transitions, the last RECORDED_TRANSITIONS: times (unboxed numbers) and states in
+   * the same slots, sized for a connection's usual four and doubled if there are more.
+   */
+  private transitionTimes: number[] = NO_FRAMES;
+  private transitionStates: string[] = NO_TYPES as string[];
   private transitionsSeen = 0;
   /** Session transitions: allocated on the first one (most connections have no session). */
   private sessionTimes: Float64Array | undefined;
@@ -188,10 +195,23 @@ export class FlightRecorder {
 
   /** The connection's lifecycle moved to `state`. */
   transition(state: string): void {
-    const at = 2 * (this.transitionsSeen % RECORDED_TRANSITIONS);
-    this.transitions[at] = performance.now();
-    this.transitions[at + 1] = state;
-    this.transitionsSeen++;
+    const seen = this.transitionsSeen;
+    if (seen === this.transitionTimes.length && seen < RECORDED_TRANSITIONS) {
+      // Grown by copying into arrays made at their size (a push would reserve 16 more slots).
+      const length = Math.min(RECORDED_TRANSITIONS, Math.max(FIRST_TRANSITIONS, seen * 2));
+      const times = new Array<number>(length).fill(0.5);
+      const states = new Array<string>(length).fill('');
+      for (let i = 0; i < seen; i++) {
+        times[i] = this.transitionTimes[i]!;
+        states[i] = this.transitionStates[i]!;
+      }
+      this.transitionTimes = times;
+      this.transitionStates = states;
+    }
+    const slot = seen % RECORDED_TRANSITIONS;
+    this.transitionTimes[slot] = performance.now();
+    this.transitionStates[slot] = state;
+    this.transitionsSeen = seen + 1;
     if (this.tracer !== undefined) this.tracer.state(state);
   }
 
@@ -242,8 +262,9 @@ export class FlightRecorder {
   /** The ring is full but may hold more: double it (frames keep their slots, as none wrapped yet). */
   private grow(): void {
     const length = Math.min(this.capacity, Math.max(FIRST_RING, this.ringLength * 2));
-    const frames = new Float64Array(3 * length);
-    frames.set(this.frames);
+    // Filled with doubles first, so the array's elements are unboxed numbers from the start.
+    const frames = new Array<number>(3 * length).fill(0.5);
+    for (let i = 0; i < 3 * length; i++) frames[i] = i < this.frames.length ? this.frames[i]! : 0;
     const types = new Array<string | undefined>(length).fill(undefined);
     for (let i = 0; i < this.ringLength; i++) types[i] = this.types[i];
     this.frames = frames;
@@ -274,8 +295,8 @@ export class FlightRecorder {
     const transitions: RecordedTransition[] = [];
     const keptTransitions = Math.min(this.transitionsSeen, RECORDED_TRANSITIONS);
     for (let n = this.transitionsSeen - keptTransitions; n < this.transitionsSeen; n++) {
-      const at = 2 * (n % RECORDED_TRANSITIONS);
-      transitions.push({ at: origin + (this.transitions[at] as number), state: this.transitions[at + 1] as string });
+      const slot = n % RECORDED_TRANSITIONS;
+      transitions.push({ at: origin + this.transitionTimes[slot]!, state: this.transitionStates[slot]! });
     }
     const recording: FlightRecording = { format: 'interprocess-converse.recording', version: 1, takenAt: origin + performance.now(), framesSeen: this.framesSeen, frames, transitions };
     if (about.connection !== undefined) recording.connection = about.connection;

@@ -22,10 +22,13 @@ const FAILED = 2;
 /** `parseHeader`: the header is not complete yet. */
 const NEED_MORE = -1;
 
+/** The backlog of a decoder that holds nothing back: shared, and replaced before anything is added. */
+const NO_BACKLOG: Buffer[] = [];
+
 export class FrameDecoder {
   private state = READ_PREFIX;
-  /** Prefix + checksum bytes gathered so far when a header straddles chunks. */
-  private readonly header = Buffer.allocUnsafe(13);
+  /** Prefix + checksum bytes gathered so far when a header straddles chunks (made the first time one does). */
+  private header: Buffer | undefined;
   private headerFill = 0;
   private body: Buffer | undefined;
   private bodyFill = 0;
@@ -36,13 +39,18 @@ export class FrameDecoder {
   constructor(
     private readonly maxMessageSize: number,
     private readonly checksum: boolean,
-    private readonly onFrame: (buf: Buffer, start: number, end: number) => void,
-    private readonly onError: (error: ConverseError) => void,
+    private readonly onFrame: (this: unknown, buf: Buffer, start: number, end: number) => void,
+    private readonly onError: (this: unknown, error: ConverseError) => void,
     private readonly ranges = false,
+    /**
+     * `this` for both callbacks: an owner can pass its prototype methods and itself rather than
+     * two closures made for every connection.
+     */
+    private readonly owner?: unknown,
   ) {}
 
-  /** Frames received but held back while paused (the rest of a chunk, in order). */
-  private backlog: Buffer[] = [];
+  /** Frames received but held back while paused (the rest of a chunk, in order). Shared and empty until something is held back. */
+  private backlog: Buffer[] = NO_BACKLOG;
   private paused = false;
 
   /**
@@ -67,7 +75,7 @@ export class FrameDecoder {
     this.flushing = true;
     this.paused = false;
     const rest = this.backlog;
-    this.backlog = [];
+    this.backlog = NO_BACKLOG;
     for (const chunk of rest) this.consume(chunk, true);
     this.flushing = false;
   }
@@ -89,6 +97,7 @@ export class FrameDecoder {
         if (this.paused && this.headerFill === 0) {
           // At a frame boundary while paused: keep the rest for later (in front when it came from the backlog).
           const rest = chunk.subarray(pos);
+          if (this.backlog === NO_BACKLOG) this.backlog = [];
           if (fromBacklog) this.backlog.unshift(rest);
           else this.backlog.push(rest);
           return;
@@ -102,8 +111,9 @@ export class FrameDecoder {
           }
         }
         // Slow path: gather header bytes one at a time (at most 13).
-        this.header[this.headerFill++] = chunk[pos++]!;
-        if (this.parseHeader(this.header, 0, this.headerFill) !== NEED_MORE) this.headerFill = 0;
+        const header = (this.header ??= Buffer.allocUnsafe(13));
+        header[this.headerFill++] = chunk[pos++]!;
+        if (this.parseHeader(header, 0, this.headerFill) !== NEED_MORE) this.headerFill = 0;
         continue;
       }
       if (this.state === READ_BODY) {
@@ -188,24 +198,24 @@ export class FrameDecoder {
       }
     }
     this.framesDelivered++;
-    if (this.ranges) this.onFrame(buf, start, end);
+    if (this.ranges) this.onFrame.call(this.owner, buf, start, end);
     else {
       body ??= start === 0 && end === buf.length ? buf : buf.subarray(start, end);
-      this.onFrame(body, 0, body.length);
+      this.onFrame.call(this.owner, body, 0, body.length);
     }
   }
 
   private fail(error: ConverseError): void {
     this.state = FAILED;
     this.body = undefined;
-    this.onError(error);
+    this.onError.call(this.owner, error);
   }
 
   /** Stop decoding (the connection is going away). */
   stop(): void {
     this.state = FAILED;
     this.body = undefined;
-    this.backlog = [];
+    this.backlog = NO_BACKLOG;
   }
 
   /** True while a frame is partly received: EOF now truncates it, and a per-frame deadline applies. */

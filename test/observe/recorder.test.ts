@@ -146,11 +146,11 @@ describe('flight recorder', () => {
     expect(recording.reason).toBeUndefined();
   });
 
-  it('grows its ring as frames come (from 8 up to its capacity) and keeps them in order across each growth', () => {
+  it('grows its ring as frames come (from 2 up to its capacity) and keeps them in order across each growth', () => {
     type Internals = { ringLength: number };
     const fresh = new FlightRecorder(20);
     expect((fresh as unknown as Internals).ringLength).toBe(0); // nothing held before the first frame
-    for (const total of [1, 8, 9, 16, 17, 20, 21, 47]) {
+    for (const total of [1, 2, 3, 4, 5, 8, 9, 16, 17, 20, 21, 47]) {
       const recorder = new FlightRecorder(20);
       for (let i = 0; i < total; i++) {
         const frame = encodeFrame([2, 0xfffffff0 + (i % 15), i], false, 1 << 20);
@@ -162,11 +162,22 @@ describe('flight recorder', () => {
       expect(frames.map((f) => f.type)).toEqual(Array.from({ length: kept }, (_, k) => `t${total - kept + k}`));
       expect(frames.map((f) => f.id)).toEqual(Array.from({ length: kept }, (_, k) => 0xfffffff0 + ((total - kept + k) % 15)));
       expect(frames.every((f) => f.kind === 'REPLY' && f.dir === 'out')).toBe(true);
-      expect((recorder as unknown as Internals).ringLength).toBe(total <= 8 ? 8 : total <= 16 ? 16 : 20);
+      expect((recorder as unknown as Internals).ringLength).toBe(total <= 2 ? 2 : total <= 4 ? 4 : total <= 8 ? 8 : total <= 16 ? 16 : 20);
     }
     const none = new FlightRecorder(0);
     none.frameIn(1, undefined);
     expect(none.recording()).toMatchObject({ framesSeen: 0, frames: [] });
+  });
+
+  it('keeps the last 16 lifecycle transitions in order as its transition ring grows (from 4)', () => {
+    for (const total of [0, 1, 4, 5, 8, 9, 16, 17, 40]) {
+      const recorder = new FlightRecorder(4);
+      for (let i = 0; i < total; i++) recorder.transition(`s${i}`);
+      const { transitions } = recorder.recording();
+      const kept = Math.min(total, 16);
+      expect(transitions.map((t) => t.state)).toEqual(Array.from({ length: kept }, (_, k) => `s${total - kept + k}`));
+      expect(transitions.every((t, k) => k === 0 || t.at >= transitions[k - 1]!.at)).toBe(true);
+    }
   });
 
   it('records a frame that does not decode, and an id past 16 bits', () => {
