@@ -44,7 +44,9 @@ export function readStream(asker: StreamAsker, event: { type: string }, options:
     if (asker.tracing !== undefined) span = asker.traceOutgoing('ask', event.type);
     let frame: Buffer;
     try {
-      frame = sender.encode([FrameKind.ASK, id, event, span?.carrier === undefined ? { stream: window } : { stream: window, ...span.carrier }]);
+      // Packed now (a value that cannot be sent throws before the ask is registered) and written
+      // below with nothing encoded between, as a plain ask is: the frame stays in the codec's slab.
+      frame = sender.pack([FrameKind.ASK, id, event, span?.carrier === undefined ? { stream: window } : { stream: window, ...span.carrier }]);
     } catch (error) {
       span?.fail(outcomeOf(error), error);
       throw error;
@@ -89,7 +91,7 @@ export function readStream(asker: StreamAsker, event: { type: string }, options:
       signal.addEventListener('abort', ask.onAbort, { once: true });
     }
     pending.add(id, ask);
-    sender.writeFrame(frame, event.type);
+    sender.writePackedFrame(frame, event.type);
   };
   const iterator: AsyncIterableIterator<unknown> = {
     next: async () => {
