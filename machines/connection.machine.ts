@@ -15,6 +15,12 @@ import { ConverseError } from '../src/errors.js';
  * The context owns the lifecycle facts (the phase is the state; why it closed is `error`; who
  * said goodbye); the transport reads them from the snapshot and keeps no copy.
  *
+ * The handshake and close deadlines are armed and disarmed by the machine (entry and exit actions
+ * of `handshake` and `closing`) but kept by the transport, which sends `DEADLINE.HANDSHAKE` or
+ * `DEADLINE.CLOSE` when one expires: not as `after` transitions, because XState's scheduler walks
+ * every delayed event of the actor system whenever any actor stops, which made stopping N
+ * handshaking or closing connections cost O(N²) (see `src/connection/deadline-queue.ts`).
+ *
  * The pending-reply table is in `context.pending`. It is a reference to a plain table the
  * transport fills on every ask; the machine never copies it, and rejects everything left in it
  * when the connection reaches `closed`.
@@ -57,12 +63,21 @@ export type TransportEvent =
   | { type: 'TRANSPORT.PEER_GOODBYE' }
   | { type: 'TRANSPORT.DRAINED' }
   | { type: 'TRANSPORT.FAILED'; error: ConverseError }
-  | { type: 'TRANSPORT.CLOSED'; error?: ConverseError };
+  | { type: 'TRANSPORT.CLOSED'; error?: ConverseError }
+  /** The deadline armed with ARM_DEADLINE expired (never sent after DISARM_DEADLINE or another ARM_DEADLINE). */
+  | { type: 'DEADLINE.HANDSHAKE' }
+  | { type: 'DEADLINE.CLOSE' };
+
+/** A deadline the transport keeps for the machine: its expiry comes back as `DEADLINE.<deadline>`. */
+export type DeadlineKind = 'HANDSHAKE' | 'CLOSE';
 
 export type TransportCommand =
   | { type: 'SEND_GOODBYE' }
   | { type: 'WATCH_DRAIN' }
-  | { type: 'END' };
+  | { type: 'END' }
+  /** Send `DEADLINE.<deadline>` in `timeout` ms (Infinity: never), replacing any deadline armed before. */
+  | { type: 'ARM_DEADLINE'; deadline: DeadlineKind; timeout: number }
+  | { type: 'DISARM_DEADLINE' };
 
 export type ConnectionEvent =
   | TransportEvent
@@ -109,6 +124,7 @@ export interface ConnectionContext {
 const SEND_GOODBYE: TransportCommand = Object.freeze({ type: 'SEND_GOODBYE' });
 const WATCH_DRAIN: TransportCommand = Object.freeze({ type: 'WATCH_DRAIN' });
 const END: TransportCommand = Object.freeze({ type: 'END' });
+const DISARM_DEADLINE: TransportCommand = Object.freeze({ type: 'DISARM_DEADLINE' });
 
 /**
  * Attach the transport to the actor that starts: it reports through the actor's own (bound)
@@ -160,14 +176,7 @@ export const connectionMachine = setup({
     /** The user's per-connection protocol machine (provided by the server or client that has one). */
     session: fromCallback(() => undefined),
   },
-  delays: {
-    // Infinity means no timeout: the longest timer Node honours is armed, and its guard finds nothing to do.
-    handshakeTimeout: ({ context }) => Math.min(context.handshakeTimeout, MAX_TIMER),
-    closeTimeout: ({ context }) => Math.min(context.closeTimeout, MAX_TIMER),
-  },
   guards: {
-    handshakeTimeoutFinite: ({ context }) => context.handshakeTimeout !== Infinity,
-    closeTimeoutFinite: ({ context }) => context.closeTimeout !== Infinity,
     /** Closing finished on both sides: nothing of ours is pending and the peer said goodbye. */
     peerSaidGoodbye: ({ context }) => context.peerSaidGoodbye,
   },
@@ -203,6 +212,11 @@ export const connectionMachine = setup({
     spawnSession: enqueueActions(({ context, enqueue }) => {
       if (context.sessionInput !== undefined) enqueue.spawnChild('session', { id: 'session', input: context.sessionInput });
     }),
+    /** The handshake must finish within `handshakeTimeout` (Infinity: no deadline is armed). */
+    armHandshakeDeadline: ({ context }) => context.transport.command({ type: 'ARM_DEADLINE', deadline: 'HANDSHAKE', timeout: context.handshakeTimeout }),
+    /** Closing must finish within `closeTimeout`, as set last (by CLOSE's `timeout`, just before this). */
+    armCloseDeadline: ({ context }) => context.transport.command({ type: 'ARM_DEADLINE', deadline: 'CLOSE', timeout: context.closeTimeout }),
+    disarmDeadline: ({ context }) => context.transport.command(DISARM_DEADLINE),
     sendGoodbye: ({ context }) => context.transport.command(SEND_GOODBYE),
     watchDrain: ({ context }) => context.transport.command(WATCH_DRAIN),
     endTransport: ({ context }) => context.transport.command(END),
@@ -232,10 +246,10 @@ export const connectionMachine = setup({
   initial: 'handshake',
   states: {
     handshake: {
-      after: {
-        handshakeTimeout: { guard: 'handshakeTimeoutFinite', target: 'closed', actions: 'recordHandshakeTimeout' },
-      },
+      entry: 'armHandshakeDeadline',
+      exit: 'disarmDeadline',
       on: {
+        'DEADLINE.HANDSHAKE': { target: 'closed', actions: 'recordHandshakeTimeout' },
         'TRANSPORT.HANDSHAKE_SUCCEEDED': { target: 'active', actions: 'recordHandshake' },
         'TRANSPORT.HANDSHAKE_FAILED': { target: 'closed', actions: 'recordError' },
         'TRANSPORT.FAILED': { target: 'closed', actions: 'recordError' },
@@ -260,11 +274,10 @@ export const connectionMachine = setup({
       },
     },
     closing: {
-      entry: ['recordOwnGoodbye', 'sendGoodbye', 'watchDrain'],
-      after: {
-        closeTimeout: { guard: 'closeTimeoutFinite', target: 'closed', actions: 'recordCloseTimeout' },
-      },
+      entry: ['recordOwnGoodbye', 'sendGoodbye', 'watchDrain', 'armCloseDeadline'],
+      exit: 'disarmDeadline',
       on: {
+        'DEADLINE.CLOSE': { target: 'closed', actions: 'recordCloseTimeout' },
         'TRANSPORT.PEER_GOODBYE': { actions: ['recordPeerGoodbye', 'watchDrain'] },
         // A session that fails while the connection closes changes nothing (see `active`).
         'xstate.error.actor.session': { target: 'closing', reenter: false },
@@ -284,9 +297,6 @@ export const connectionMachine = setup({
 export type ConnectionMachine = typeof connectionMachine;
 export type ConnectionActorRef = ActorRefFrom<ConnectionMachine>;
 export type ConnectionState = 'handshake' | 'active' | 'closing' | 'closed';
-
-/** Node's timers turn a longer delay into 1 ms. */
-const MAX_TIMER = 2 ** 31 - 1;
 
 function makeError(code: 'HANDSHAKE_FAILED' | 'CONNECTION_CLOSED', message: string): ConverseError {
   return new ConverseError(code, message);

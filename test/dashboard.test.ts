@@ -80,9 +80,9 @@ describe('the machine diagram comes from the machine definition', () => {
     expect(graph.states.find((s) => s.final)!.key).toBe('closed');
     const edge = (source: string, target: string): string[] => graph.transitions.filter((t) => t.source === source && t.target === target).map((t) => t.label);
     expect(edge('handshake', 'active')).toEqual(['HANDSHAKE_SUCCEEDED']);
-    expect(edge('handshake', 'closed')).toContain('after handshakeTimeout [handshakeTimeoutFinite]');
+    expect(edge('handshake', 'closed')).toContain('DEADLINE.HANDSHAKE');
     expect(edge('active', 'closing')).toEqual(expect.arrayContaining(['CLOSE', 'PEER_GOODBYE']));
-    expect(edge('closing', 'closed')).toEqual(expect.arrayContaining(['after closeTimeout [closeTimeoutFinite]', 'DESTROY']));
+    expect(edge('closing', 'closed')).toEqual(expect.arrayContaining(['DEADLINE.CLOSE', 'DESTROY']));
     // Targetless transitions (closing's DRAINED only acts) are not edges.
     expect(graph.transitions.every((t) => t.source !== t.target)).toBe(true);
 

@@ -19,7 +19,10 @@ import { ConnectionGroups } from '../machines/connection-groups.js';
 class FakeTransport implements ConnectionTransport {
   send: ((event: TransportEvent) => void) | undefined;
   actor: AnyActorRef | undefined;
+  /** The commands other than the deadline's, in order. */
   commands: TransportCommand['type'][] = [];
+  /** The deadline the machine has armed (kept apart from `commands`): a stand-in never lets it expire by itself. */
+  deadline: { deadline: string; timeout: number } | undefined;
   released = 0;
   attach(send: (event: TransportEvent) => void, actor: AnyActorRef): () => void {
     this.send = send;
@@ -27,7 +30,17 @@ class FakeTransport implements ConnectionTransport {
     return () => (this.send = undefined);
   }
   command(command: TransportCommand): void {
-    this.commands.push(command.type);
+    if (command.type === 'ARM_DEADLINE') {
+      this.deadline = { deadline: command.deadline, timeout: command.timeout };
+    } else if (command.type === 'DISARM_DEADLINE') this.deadline = undefined;
+    else this.commands.push(command.type);
+  }
+  /** The armed deadline expires, as the real transport's deadline queue would make it. */
+  expire(): void {
+    const armed = this.deadline;
+    if (armed === undefined) throw new Error('no deadline is armed');
+    this.deadline = undefined;
+    this.send!({ type: `DEADLINE.${armed.deadline}` } as TransportEvent);
   }
   release(): void {
     this.released++;
@@ -71,13 +84,21 @@ describe('connection machine', () => {
     expect(actor.getSnapshot().context.handshake).toEqual({ checksum: false, peerMaxMessageSize: 1024, peerVersion: 1 });
   });
 
-  it('closes with HANDSHAKE_FAILED when the handshake does not finish in time', async () => {
+  it('arms the handshake deadline on start and disarms it once the handshake is done', () => {
+    const { transport } = startConnection({ handshakeTimeout: 30 });
+    expect(transport.deadline).toEqual({ deadline: 'HANDSHAKE', timeout: 30 });
+    transport.send!(handshakeOk);
+    expect(transport.deadline).toBeUndefined();
+  });
+
+  it('closes with HANDSHAKE_FAILED when the handshake deadline expires', () => {
     const { actor, pending, transport } = startConnection({ handshakeTimeout: 30 });
-    await new Promise((r) => setTimeout(r, 80));
+    transport.expire();
     const snapshot = actor.getSnapshot();
     expect(snapshot.value).toBe('closed');
     expect(snapshot.status).toBe('done');
     expect(snapshot.context.error?.code).toBe('HANDSHAKE_FAILED');
+    expect(snapshot.context.error?.message).toContain('within 30 ms (handshakeTimeout)');
     expect(pending.rejectedWith[0]?.code).toBe('HANDSHAKE_FAILED');
     expect(transport.released).toBe(1); // reaching the final state stops the transport
   });
@@ -117,14 +138,41 @@ describe('connection machine', () => {
     expect(transport.commands).toEqual(['SEND_GOODBYE', 'WATCH_DRAIN']);
   });
 
-  it('cuts a close off after the close timeout given to CLOSE', async () => {
+  it('cuts a close off when the close deadline, armed with the timeout given to CLOSE, expires', () => {
     const { actor, transport } = startConnection();
     transport.send!(handshakeOk);
+    expect(transport.deadline).toBeUndefined(); // none while active
     actor.send({ type: 'CLOSE', timeout: 30 });
-    await new Promise((r) => setTimeout(r, 80));
+    expect(transport.deadline).toEqual({ deadline: 'CLOSE', timeout: 30 });
+    transport.expire();
     expect(actor.getSnapshot().value).toBe('closed');
     expect(actor.getSnapshot().context.error?.code).toBe('CONNECTION_CLOSED');
+    expect(actor.getSnapshot().context.error?.message).toContain('within 30 ms');
     expect(transport.released).toBe(1);
+  });
+
+  it('arms the close deadline with closeTimeout when the peer starts closing, and disarms it when closing ends otherwise', () => {
+    const { actor, transport } = startConnection({ closeTimeout: 250 });
+    transport.send!(handshakeOk);
+    transport.send!({ type: 'TRANSPORT.PEER_GOODBYE' });
+    expect(transport.deadline).toEqual({ deadline: 'CLOSE', timeout: 250 });
+    transport.send!({ type: 'TRANSPORT.CLOSED' });
+    expect(actor.getSnapshot().value).toBe('closed');
+    expect(actor.getSnapshot().context.error).toBeUndefined();
+    expect(transport.deadline).toBeUndefined();
+  });
+
+  it('passes Infinity on (the transport arms nothing for it) and ignores a deadline event of another state', () => {
+    const { actor, transport } = startConnection({ handshakeTimeout: Infinity, closeTimeout: Infinity });
+    expect(transport.deadline).toEqual({ deadline: 'HANDSHAKE', timeout: Infinity });
+    transport.send!(handshakeOk);
+    transport.send!({ type: 'DEADLINE.HANDSHAKE' });
+    transport.send!({ type: 'DEADLINE.CLOSE' });
+    expect(actor.getSnapshot().value).toBe('active');
+    actor.send({ type: 'CLOSE' });
+    expect(transport.deadline).toEqual({ deadline: 'CLOSE', timeout: Infinity });
+    transport.send!({ type: 'DEADLINE.HANDSHAKE' });
+    expect(actor.getSnapshot().value).toBe('closing');
   });
 
   it('detaches and releases its transport once however it stops: final state, or stopped before it', () => {
@@ -137,10 +185,14 @@ describe('connection machine', () => {
     const stopped = startConnection();
     stopped.transport.send!(handshakeOk);
     expect(stopped.transport.released).toBe(0);
+    stopped.actor.send({ type: 'CLOSE' });
+    expect(stopped.transport.deadline?.deadline).toBe('CLOSE');
     stopped.actor.stop(); // as a parent's stopChild does: no final state, no exit actions
     expect(stopped.transport.send).toBeUndefined();
     expect(stopped.transport.released).toBe(1);
-    expect(stopped.transport.commands).toEqual([]);
+    expect(stopped.transport.commands).toEqual(['SEND_GOODBYE', 'WATCH_DRAIN']);
+    // No exit action disarmed the deadline: the transport's release must (ConnectionCore.release does).
+    expect(stopped.transport.deadline?.deadline).toBe('CLOSE');
   });
 
   it('goes straight to closed when the transport fails or the socket drops', () => {

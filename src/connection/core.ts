@@ -1,6 +1,6 @@
 import type { Duplex } from 'node:stream';
 import type { AnyActorRef, AnyStateMachine } from 'xstate';
-import type { ConnectionContext, ConnectionState, ConnectionTransport, TransportCommand, TransportEvent } from '../../machines/connection.machine.js';
+import type { ConnectionContext, ConnectionState, ConnectionTransport, DeadlineKind, TransportCommand, TransportEvent } from '../../machines/connection.machine.js';
 import { channels } from '../diagnostics.js';
 import { cachedMachineGraph, leafPaths } from '../machine-graph.js';
 import { ConverseError, connectionClosedError } from '../errors.js';
@@ -15,6 +15,7 @@ import { FrameDecoder } from '../wire/framing.js';
 import { HandshakeReader, type HandshakeMessage } from '../wire/handshake.js';
 import type { SharedFrame } from '../wire/shared-frame.js';
 import { compactActorOptions, releaseEmptiedQueue } from './actor-shape.js';
+import { Deadline, type DeadlineOwner } from './deadline-queue.js';
 import { Deadlines } from './deadlines.js';
 import { protocolError } from './failures.js';
 import { PauseReason, ReadFlow } from './flow.js';
@@ -91,7 +92,13 @@ function detachNothing(): void {}
 /** performance.now() of the read being decoded, -1 outside one (frames held back by a pause are delivered later). */
 let readAt = -1;
 
-export class ConnectionCore implements ConnectionTransport, Lifecycle {
+/** What the machine hears when the deadline it armed expires: one frozen event each, shared. */
+const DEADLINE_EXPIRED: Record<DeadlineKind, TransportEvent> = {
+  HANDSHAKE: Object.freeze({ type: 'DEADLINE.HANDSHAKE' }),
+  CLOSE: Object.freeze({ type: 'DEADLINE.CLOSE' }),
+};
+
+export class ConnectionCore implements ConnectionTransport, Lifecycle, DeadlineOwner {
   readonly stats: ConnectionStats = newStats();
   /** The last frames and transitions, for when something goes wrong (and for tracing). */
   readonly recorder: FlightRecorder;
@@ -121,6 +128,9 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
   private readonly inbound: Inbound;
   private readonly outbound: Outbound;
   private deadlines: Deadlines | undefined;
+  /** The machine's handshake or close deadline (they never overlap), kept outside XState. */
+  private readonly lifecycleDeadline = new Deadline(this);
+  private armedDeadline: DeadlineKind = 'HANDSHAKE';
   private send: ((event: TransportEvent) => void) | undefined;
   private handshakeReader: HandshakeReader | undefined = new HandshakeReader();
   private decoder: FrameDecoder | undefined;
@@ -424,13 +434,27 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle {
       case 'END':
         this.sender.end(); // after the frames still waiting in its batch
         return;
+      case 'ARM_DEADLINE':
+        this.armedDeadline = command.deadline;
+        this.lifecycleDeadline.arm(command.timeout);
+        return;
+      case 'DISARM_DEADLINE':
+        this.lifecycleDeadline.disarm();
+        return;
     }
+  }
+
+  /** The deadline the machine armed expired (it is unlinked already, so it fires once). */
+  deadlineExpired(): void {
+    this.send?.(DEADLINE_EXPIRED[this.armedDeadline]);
   }
 
   release(): void {
     if (this.released) return;
     this.released = true;
     this.send = undefined;
+    // (A parent's stopChild runs no exit actions: the machine's DISARM_DEADLINE may never come.)
+    this.lifecycleDeadline.disarm();
     if (this.deadlines !== undefined) unwatch(this.deadlines);
     this.decoder?.stop();
     this.flow.stop();

@@ -23,7 +23,8 @@ const PAUSED_PROBE_MS = 1000;
 /**
  * The slow deadlines of one connection, checked by the process-wide watchdog tick: a frame that
  * takes too long to arrive (slowloris), a peer that leaves our data unread, and keepalive. They
- * read counters the hot path keeps anyway, so a message costs nothing extra.
+ * read counters the hot path keeps anyway, so a message costs nothing extra. (The handshake and
+ * close deadlines need a timer's precision, for small timeouts: they are in deadline-queue.ts.)
  */
 export class Deadlines implements Watched {
   private watchedFrame = -1;
