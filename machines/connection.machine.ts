@@ -182,12 +182,16 @@ export const connectionMachine = setup({
   },
   actions: {
     attachTransport: ({ context, self }) => attachTransport(context.transport, self),
-    recordHandshake: assign({
-      handshake: ({ event }) => {
-        if (event.type !== 'TRANSPORT.HANDSHAKE_SUCCEEDED') return undefined;
-        return { checksum: event.checksum, peerMaxMessageSize: event.peerMaxMessageSize, peerVersion: event.peerVersion };
-      },
-    }),
+    /**
+     * Recorded in place (the context is this actor's own object): every connection takes this
+     * transition once, and an assign copied the context into an object whose properties spill into
+     * a second array (~0.1 KiB kept by every idle connection). The new snapshot (state `active`)
+     * still tells observers that something changed.
+     */
+    recordHandshake: ({ context, event }) => {
+      if (event.type !== 'TRANSPORT.HANDSHAKE_SUCCEEDED') return;
+      context.handshake = { checksum: event.checksum, peerMaxMessageSize: event.peerMaxMessageSize, peerVersion: event.peerVersion };
+    },
     recordError: assign({
       error: ({ context, event }) => context.error ?? ('error' in event ? event.error : undefined),
     }),

@@ -48,9 +48,12 @@ export function releaseEmptiedQueue(actor: AnyActorRef): void {
   if (Array.isArray(deferred) && deferred.length === 0) deferred.length = 0;
 }
 
+/** The object's own enumerable keys are exactly `keys`, in order (without making an array of them). */
 function hasExactly(object: object, keys: readonly string[]): boolean {
-  const own = Object.keys(object);
-  if (own.length !== keys.length) return false;
-  for (let i = 0; i < keys.length; i++) if (own[i] !== keys[i]) return false;
-  return true;
+  let i = 0;
+  for (const key in object) {
+    if (!Object.hasOwn(object, key) || key !== keys[i]) return false;
+    i++;
+  }
+  return i === keys.length;
 }

@@ -606,7 +606,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle, DeadlineO
     // their connection.
     if (this.facadeObject === undefined) this.flow.pause(PauseReason.FACADE);
     this.sender.framing = true;
-    this.deadlines = new Deadlines(this.options, decoder, this.sender, this.stats, this.flow, (error) => this.fail(error));
+    this.deadlines = new Deadlines(this.options, decoder, this.sender, this.stats, this.flow, this);
     watch(this.deadlines);
     this.report({ type: 'TRANSPORT.HANDSHAKE_SUCCEEDED', checksum: agreement.checksum, peerMaxMessageSize: agreement.peerMaxMessageSize, peerVersion: agreement.peerVersion });
   }

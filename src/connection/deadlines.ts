@@ -3,6 +3,7 @@ import { FrameKind } from '../wire/constants.js';
 import type { FrameDecoder } from '../wire/framing.js';
 import type { Watched } from '../watchdog.js';
 import { PauseReason, type ReadFlow } from './flow.js';
+import type { Lifecycle } from './lifecycle.js';
 import type { Sender } from './sender.js';
 import type { ConnectionStats } from './stats.js';
 
@@ -42,7 +43,8 @@ export class Deadlines implements Watched {
     private readonly sender: Sender,
     private readonly stats: ConnectionStats,
     private readonly flow: ReadFlow,
-    private readonly fail: (error: ConverseError) => void,
+    /** The connection, told when a deadline fails it (an object, not a closure made per connection). */
+    private readonly life: Pick<Lifecycle, 'fail'>,
   ) {
     this.lastHeard = performance.now();
   }
@@ -55,7 +57,7 @@ export class Deadlines implements Watched {
         this.watchedFrame = decoder.framesDelivered;
         this.frameSince = now;
       } else if (now - this.frameSince > this.options.frameTimeout) {
-        this.fail(new ConverseError('FRAME_TIMEOUT', `The peer started a frame and did not finish it within ${this.options.frameTimeout} ms (frameTimeout). The connection was closed.`));
+        this.life.fail(new ConverseError('FRAME_TIMEOUT', `The peer started a frame and did not finish it within ${this.options.frameTimeout} ms (frameTimeout). The connection was closed.`));
         return;
       }
     } else {
@@ -69,7 +71,7 @@ export class Deadlines implements Watched {
         this.lastHandedOver = handedOver;
         this.writeStalledSince = now;
       } else if (now - this.writeStalledSince > this.options.frameTimeout) {
-        this.fail(new ConverseError('PEER_NOT_READING', `The peer has not read anything for ${this.options.frameTimeout} ms while ${sender.buffered} bytes wait for it. The connection was closed.`));
+        this.life.fail(new ConverseError('PEER_NOT_READING', `The peer has not read anything for ${this.options.frameTimeout} ms while ${sender.buffered} bytes wait for it. The connection was closed.`));
         return;
       }
     } else {
@@ -91,7 +93,7 @@ export class Deadlines implements Watched {
           sender.writeControl(FrameKind.PING);
         }
       } else if (now - this.pingSentAt >= keepalive.timeout) {
-        this.fail(connectionClosedError(new Error(`the peer did not answer a keepalive probe within ${keepalive.timeout} ms (it may be stopped or hung)`)));
+        this.life.fail(connectionClosedError(new Error(`the peer did not answer a keepalive probe within ${keepalive.timeout} ms (it may be stopped or hung)`)));
       }
     }
   }
