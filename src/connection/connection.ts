@@ -46,6 +46,8 @@ export class Connection<Local = any, Remote = any> implements AsyncIterable<Inco
 
   /** The library's own handlers for reserved `$…` types added to this connection (introspection). */
   private ownHandlers: Record<string, (event: any, ctx: any) => unknown> | undefined;
+  /** @internal Date.now() when a server accepted it (introspection's `openedAt`); undefined on a client. */
+  openedAt: number | undefined = undefined;
 
   /** @internal */
   constructor(core: ConnectionCore, id: string, closed?: Promise<void>) {
