@@ -128,8 +128,11 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle, DeadlineO
   private readonly inbound: Inbound;
   private readonly outbound: Outbound;
   private deadlines: Deadlines | undefined;
-  /** The machine's handshake or close deadline (they never overlap), kept outside XState. */
-  private readonly lifecycleDeadline = new Deadline(this);
+  /**
+   * The machine's handshake or close deadline (they never overlap), kept outside XState; made
+   * when armed and dropped when disarmed, so an active connection holds none.
+   */
+  private lifecycleDeadline: Deadline | undefined;
   private armedDeadline: DeadlineKind = 'HANDSHAKE';
   private send: ((event: TransportEvent) => void) | undefined;
   private handshakeReader: HandshakeReader | undefined = new HandshakeReader();
@@ -435,18 +438,26 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle, DeadlineO
         this.sender.end(); // after the frames still waiting in its batch
         return;
       case 'ARM_DEADLINE':
+        this.disarmDeadline();
+        if (command.timeout === Infinity) return; // no deadline at all
         this.armedDeadline = command.deadline;
-        this.lifecycleDeadline.arm(command.timeout);
+        (this.lifecycleDeadline = new Deadline(this)).arm(command.timeout);
         return;
       case 'DISARM_DEADLINE':
-        this.lifecycleDeadline.disarm();
+        this.disarmDeadline();
         return;
     }
   }
 
   /** The deadline the machine armed expired (it is unlinked already, so it fires once). */
   deadlineExpired(): void {
+    this.lifecycleDeadline = undefined;
     this.send?.(DEADLINE_EXPIRED[this.armedDeadline]);
+  }
+
+  private disarmDeadline(): void {
+    this.lifecycleDeadline?.disarm();
+    this.lifecycleDeadline = undefined;
   }
 
   release(): void {
@@ -454,7 +465,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle, DeadlineO
     this.released = true;
     this.send = undefined;
     // (A parent's stopChild runs no exit actions: the machine's DISARM_DEADLINE may never come.)
-    this.lifecycleDeadline.disarm();
+    this.disarmDeadline();
     if (this.deadlines !== undefined) unwatch(this.deadlines);
     this.decoder?.stop();
     this.flow.stop();

@@ -43,17 +43,19 @@ describe('an idle server connection', () => {
     expect(b.core.onPhase).toBe(a.core.onPhase);
   });
 
-  it('holds no incoming queue, closed promise, flush callback or actor input it has not used', async () => {
+  it('holds no incoming queue, closed promise, flush callback, deadline or actor input it has not used', async () => {
     const connections = await idleServer(2);
     for (const connection of connections) {
       const core = connection.core as unknown as {
         closedPromise: unknown;
         inbound: { queue: unknown };
         sender: { flushedCallback: unknown };
+        lifecycleDeadline: unknown;
       };
       expect(core.closedPromise).toBeUndefined(); // nobody asked for `closed`
       expect(core.inbound.queue).toBeUndefined(); // every message went to a handler
       expect(core.sender.flushedCallback).toBeUndefined(); // the write budget was never reached
+      expect(core.lifecycleDeadline).toBeUndefined(); // the handshake's deadline was dropped with its state
       const actor = connection.actor as unknown as { options: { input?: unknown }; _deferred: unknown[] };
       expect(actor.options.input).toBeUndefined(); // read once, at the start
       expect(actor._deferred).toHaveLength(0);
