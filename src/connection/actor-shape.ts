@@ -9,6 +9,9 @@ const OPTION_KEYS = ['clock', 'logger', 'devTools', 'id', 'src', 'parent', 'sync
 
 type ActorOptions = Record<(typeof OPTION_KEYS)[number], unknown>;
 
+/** Whether a spawned actor's options had exactly OPTION_KEYS (checked on the first one). */
+let spawnedShapeChecked: boolean | undefined;
+
 /**
  * `actor.options` is made as `{ ...defaultOptions, ...options }`. On the V8 of Node 20, an object
  * made by spreading a non-empty object and then given more properties gets a hidden class of its
@@ -21,7 +24,12 @@ type ActorOptions = Record<(typeof OPTION_KEYS)[number], unknown>;
 export function compactActorOptions(actor: AnyActorRef): void {
   const internals = actor as unknown as { options?: unknown };
   const options = internals.options;
-  if (typeof options === 'object' && options !== null && hasExactly(options, OPTION_KEYS)) {
+  // Only a spawned actor's (a server's connections): a client's root actor has options of its own.
+  if (typeof options !== 'object' || options === null || !('syncSnapshot' in options)) return;
+  // XState spawns every child with the same keys, so they are checked once (each object has a
+  // hidden class of its own, which makes walking its keys slow: ~10 µs an accept).
+  spawnedShapeChecked ??= hasExactly(options, OPTION_KEYS);
+  if (spawnedShapeChecked) {
     const o = options as ActorOptions;
     internals.options = {
       clock: o.clock,
