@@ -5,18 +5,13 @@
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createMachine } from 'xstate';
-import { answer, connect, listen, type Connection, type Server } from '../../src/index.js';
+import { answer, connect, listen, type Connection } from '../../src/index.js';
 import { cleanup, onCleanup, rejectionOf, sleep, socketName, waitUntil } from '../helpers/cleanup.js';
+import { listening } from '../helpers/listening.js';
 import { handshakeBytes, parseHandshake, rawServer, type RawPeer } from '../helpers/raw.js';
 
 afterEach(cleanup);
 
-async function server(options: Parameters<typeof listen>[1]): Promise<{ name: string; server: Server }> {
-  const name = socketName();
-  const s = await listen(name, options);
-  onCleanup(() => s.close({ timeout: 300 }));
-  return { name, server: s };
-}
 
 async function client(name: string, options: Parameters<typeof connect>[1] = {}): Promise<Connection> {
   const c = await connect(name, options);
@@ -46,7 +41,7 @@ async function backUp(connection: Connection, limit: number): Promise<void> {
 
 describe('timeouts: 0 … 2^31-1 ms and Infinity', () => {
   it('Infinity means no timer: an ask, replyTimeout, closeTimeout and handshakeTimeout of Infinity do not fire after 1 ms', async () => {
-    const { name } = await server({ handlers: { slow: () => sleep(300).then(() => 'done') }, closeTimeout: Infinity, handshakeTimeout: Infinity });
+    const { name } = await listening({ handlers: { slow: () => sleep(300).then(() => 'done') }, closeTimeout: Infinity, handshakeTimeout: Infinity });
     const c = await client(name, { replyTimeout: Infinity, closeTimeout: Infinity, connectTimeout: Infinity });
     expect(await c.ask({ type: 'slow' })).toBe('done');
     expect(await c.ask({ type: 'slow' }, { timeout: Infinity })).toBe('done');
@@ -72,7 +67,7 @@ describe('timeouts: 0 … 2^31-1 ms and Infinity', () => {
       await expect(listen(socketName(), { replyTimeout: bad as number })).rejects.toThrow(RangeError);
       await expect(connect(socketName(), { closeTimeout: bad as number })).rejects.toThrow(RangeError);
     }
-    const { name } = await server({ handlers: { add: (e: { a: number; b: number }) => e.a + e.b } });
+    const { name } = await listening({ handlers: { add: (e: { a: number; b: number }) => e.a + e.b } });
     const c = await client(name);
     await expect(c.ask({ type: 'add', a: 1, b: 1 }, { timeout: 2 ** 31 })).rejects.toThrow(RangeError);
     await expect(c.send({ type: 'add', a: 1, b: 1 }, { timeout: -5 })).rejects.toThrow(RangeError);
@@ -114,7 +109,7 @@ describe('handlers and the connection’s end', () => {
     const slowSchema = {
       '~standard': { version: 1, vendor: 'test', validate: (value: unknown) => sleep(300).then(() => ({ value })) },
     };
-    const { name } = await server({
+    const { name } = await listening({
       protocol: { definition: { work: { input: slowSchema } } } as never,
       handlers: { work: () => void started++ },
     });
@@ -137,7 +132,7 @@ describe('handlers and the connection’s end', () => {
         },
       },
     });
-    const { name } = await server({ session, handlers: { get: () => sleep(100).then(() => 'from the handler') } });
+    const { name } = await listening({ session, handlers: { get: () => sleep(100).then(() => 'from the handler') } });
     const c = await client(name);
     const reply = c.ask({ type: 'get' });
     await waitUntil(() => later !== undefined, 'the session took the ask');
@@ -162,7 +157,7 @@ describe('handlers and the connection’s end', () => {
         };
       },
     });
-    const { name, server: s } = await server({ handlers: { throws: () => broken('throws'), rejects: () => broken('rejects'), add: (e: { a: number; b: number }) => e.a + e.b } });
+    const { name, server: s } = await listening({ handlers: { throws: () => broken('throws'), rejects: () => broken('rejects'), add: (e: { a: number; b: number }) => e.a + e.b } });
     const errors: unknown[] = [];
     s.on('connectionError', (error) => errors.push(error));
     const c = await client(name);
@@ -188,7 +183,7 @@ describe('after the peer’s GOODBYE, what settles our side completes the close'
   const stuck = (): Promise<never> => new Promise(() => {});
 
   it('an ask of ours that times out', async () => {
-    const { name, server: s } = await server({ handlers: { stuck }, closeTimeout: 20_000 });
+    const { name, server: s } = await listening({ handlers: { stuck }, closeTimeout: 20_000 });
     const c = await client(name, { closeTimeout: 20_000 });
     const ask = rejectionOf(c.ask({ type: 'stuck' }, { timeout: 600 }));
     await waitUntil(() => [...s.connections.values()].some((sc) => sc.work().handling.length === 1), 'the server runs the handler');
@@ -208,7 +203,7 @@ describe('after the peer’s GOODBYE, what settles our side completes the close'
       await stuck();
     };
     for (const how of ['break', 'abort'] as const) {
-      const { name, server: s } = await server({ handlers: { stalls }, closeTimeout: 20_000 });
+      const { name, server: s } = await listening({ handlers: { stalls }, closeTimeout: 20_000 });
       const c = await client(name, { closeTimeout: 20_000 });
       const controller = new AbortController();
       const items = c.stream({ type: 'stalls' }, { signal: controller.signal });

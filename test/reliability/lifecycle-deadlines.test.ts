@@ -6,19 +6,14 @@
  * structure (what is scheduled where), over real sockets; the speed is measured in bench/.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { listen, type Server } from '../../src/index.js';
+import type { Server } from '../../src/index.js';
 import { armedDeadlines } from '../../src/connection/deadline-queue.js';
-import { cleanup, onCleanup, socketName, waitUntil } from '../helpers/cleanup.js';
+import { cleanup, waitUntil } from '../helpers/cleanup.js';
+import { listening } from '../helpers/listening.js';
 import { handshakeBytes, parseHandshake, rawConnect, type RawPeer } from '../helpers/raw.js';
 
 afterEach(cleanup);
 
-async function server(options: Parameters<typeof listen>[1]): Promise<{ name: string; server: Server }> {
-  const name = socketName();
-  const s = await listen(name, options);
-  onCleanup(() => s.close({ timeout: 300 }));
-  return { name, server: s };
-}
 
 /** The delayed events XState's scheduler holds for the server's whole actor system. */
 function scheduledEvents(s: Server): string[] {
@@ -31,7 +26,7 @@ const held = (s: Server): number => s.actor.getSnapshot().context.live;
 
 describe('the handshake and close deadlines are not delayed events of the actor system', () => {
   it('300 connections that never handshake: nothing scheduled in XState, 300 deadlines in one queue, none left once they go', async () => {
-    const { name, server: s } = await server({ handshakeTimeout: 60_000 });
+    const { name, server: s } = await listening({ handshakeTimeout: 60_000 });
     expect(scheduledEvents(s)).toEqual([]);
     const flood = await Promise.all(Array.from({ length: 300 }, () => rawConnect(name)));
     await waitUntil(() => held(s) === 300, 'the server holds all 300 in handshake', 30_000);
@@ -44,7 +39,7 @@ describe('the handshake and close deadlines are not delayed events of the actor 
   }, 60_000);
 
   it('100 connections closing (closeTimeout and a close({ timeout }) of their own): nothing scheduled in XState, one queue per duration, none left once they go', async () => {
-    const { name, server: s } = await server({ closeTimeout: 60_000 });
+    const { name, server: s } = await listening({ closeTimeout: 60_000 });
     const peers: RawPeer[] = await Promise.all(
       Array.from({ length: 100 }, async () => {
         const raw = await rawConnect(name);
@@ -67,7 +62,7 @@ describe('the handshake and close deadlines are not delayed events of the actor 
   }, 60_000);
 
   it('a close({ timeout }) of its own cuts off a peer that never says goodbye, not before the timeout', async () => {
-    const { name, server: s } = await server({ closeTimeout: 60_000 });
+    const { name, server: s } = await listening({ closeTimeout: 60_000 });
     const raw = await rawConnect(name);
     raw.write(handshakeBytes({ kind: 1 }));
     await raw.until((bytes) => parseHandshake(bytes));
