@@ -380,7 +380,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle, DeadlineO
     return detachNothing;
   }
 
-  /** The stream's 'data' listener (through `onStreamData`). */
+  /** The stream's 'data' listener (through `streamData`). */
   private receive(chunk: Buffer): void {
     try {
       this.onData(chunk);
@@ -394,7 +394,7 @@ export class ConnectionCore implements ConnectionTransport, Lifecycle, DeadlineO
     }
   }
 
-  /** The stream's 'error' listener (through `onStreamError`): the first error is why it closes. */
+  /** The stream's 'error' listener (through `streamErrored`): the first error is why it closes. */
   private streamFailed(error: Error): void {
     this.streamError ??= error;
   }

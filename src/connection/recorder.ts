@@ -27,8 +27,8 @@ const FIRST_RING = 2;
 /** Lifecycle transitions the ring holds when it is first made: handshake, active, closing, closed. */
 const FIRST_TRANSITIONS = 4;
 /** Shared and never written: each ring is replaced by its own array before its first write. */
-const NO_FRAMES: number[] = [];
-const NO_TYPES: Array<string | undefined> = [];
+const NO_NUMBERS: number[] = [];
+const NO_STRINGS: Array<string | undefined> = [];
 
 /** The kind byte of a frame whose body could not be decoded, or was not an envelope. */
 const KIND_UNDECODABLE = 254;
@@ -122,9 +122,9 @@ export class FlightRecorder {
    * `capacity`: a connection that says little holds little. Per frame three numbers: time,
    * kind bits × 2^32 + id, and size (only numbers are ever stored, so V8 keeps them unboxed).
    */
-  private frames: number[] = NO_FRAMES;
+  private frames: number[] = NO_NUMBERS;
   /** The message type of each frame in the ring (same slots). */
-  private types: Array<string | undefined> = NO_TYPES;
+  private types: Array<string | undefined> = NO_STRINGS;
   /** Frames the ring holds (its length); grows until `capacity`. */
   private ringLength = 0;
   private framesSeen = 0;
@@ -132,13 +132,13 @@ export class FlightRecorder {
    * Lifecycle transitions, the last RECORDED_TRANSITIONS: times (unboxed numbers) and states in
    * the same slots, sized for a connection's usual four and doubled if there are more.
    */
-  private transitionTimes: number[] = NO_FRAMES;
-  private transitionStates: string[] = NO_TYPES as string[];
+  private transitionTimes: number[] = NO_NUMBERS;
+  private transitionStates: string[] = NO_STRINGS as string[];
   private transitionsSeen = 0;
   /** Session transitions: allocated on the first one (most connections have no session). */
   private sessionTimes: Float64Array | undefined;
-  private sessionEvents: Array<string | undefined> = NO_TYPES;
-  private sessionValues: unknown[] = NO_TYPES;
+  private sessionEvents: Array<string | undefined> = NO_STRINGS;
+  private sessionValues: unknown[] = NO_STRINGS;
   private sessionSeen = 0;
 
   constructor(readonly capacity: number = DEFAULT_RECORDED_FRAMES) {}
